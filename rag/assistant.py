@@ -1,0 +1,79 @@
+"""The one facade that the CLI, the HTTP server and the eval harness call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.config import Settings, load_settings
+from rag.errors import InputError
+from rag.indexer import build_index, check_compatible
+from rag.retrieve import Retriever
+from rag.store import StoredIndex, current_generation, load_index
+from rag.types import Document, IndexReport, SearchResult
+
+
+class Assistant:
+    """Index a corpus, search it, and show its documents."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._retriever: Retriever | None = None
+
+    @property
+    def index_dir(self) -> Path:
+        return Path(self.settings.index.dir)
+
+    def build_index(
+        self, paths: list[str] | None = None, *, rebuild: bool = False, progress: bool = False
+    ) -> IndexReport:
+        """Index ``paths`` (or the corpus the index was built from); only changed documents are embedded."""
+        report = build_index(self.settings, paths, rebuild=rebuild, progress=progress)
+        self._retriever = None
+        return report
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever over the live index, reloaded when ``rag index`` has written a new generation."""
+        live = current_generation(self.index_dir)
+        if self._retriever is None or self._retriever.index.path != live:
+            index = load_index(self.index_dir)
+            check_compatible(index.manifest, self.settings)
+            self._retriever = Retriever(index, self.settings)
+        return self._retriever
+
+    @property
+    def index(self) -> StoredIndex:
+        return self.retriever.index
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ) -> SearchResult:
+        """Ranked passages for ``query``."""
+        mode = mode or self.settings.retrieve.mode
+        hits = self.retriever.search(query, k=k, mode=mode, doc_ids=doc_ids, sections=sections)
+        return SearchResult(query=query.strip(), mode=mode, hits=hits)
+
+    def document(self, doc_id: str) -> Document:
+        """A document as the index stores it (the text offsets point into)."""
+        documents = self.index.documents
+        if doc_id not in documents:
+            close = [d for d in sorted(documents) if doc_id.lower() in d.lower()][:5] or sorted(documents)[:5]
+            raise InputError(f"no document {doc_id!r} in the index; known doc ids include: {', '.join(close)}")
+        return documents[doc_id]
+
+    def span(self, doc_id: str, start: int | None = None, end: int | None = None) -> tuple[Document, int, int]:
+        """A document and a checked ``[start, end)`` range of its text (whole text by default)."""
+        doc = self.document(doc_id)
+        start = 0 if start is None else start
+        end = len(doc.text) if end is None else end
+        if not 0 <= start < end <= len(doc.text):
+            raise InputError(
+                f"span [{start}, {end}) is outside {doc_id!r}, whose text has {len(doc.text):,} characters; "
+                "use 0 <= start < end <= length"
+            )
+        return doc, start, end

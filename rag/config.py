@@ -1,0 +1,166 @@
+"""One settings object, nested by stage: defaults < rag.toml < RAG_* environment variables.
+
+An environment variable ``RAG_<SECTION>_<FIELD>`` sets ``settings.<section>.<field>``
+(for example ``RAG_LLM_BASE_URL`` or ``RAG_INDEX_DIR``). ``rag.toml`` is read from the
+current directory, or from the file named by ``RAG_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError
+
+
+@dataclass
+class CorpusSettings:
+    paths: list[str] = field(default_factory=lambda: ["seeds"])
+
+
+@dataclass
+class IngestSettings:
+    extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".html", ".htm", ".pdf"])
+    max_bytes: int = 50_000_000
+
+
+@dataclass
+class ChunkSettings:
+    size: int = 800  # target characters per chunk
+    overlap: int = 150  # characters of trailing sentences repeated at the start of the next chunk
+    min_size: int = 40  # fragments shorter than this are merged into a neighbour
+
+
+@dataclass
+class EmbedSettings:
+    model: str = "all-minilm-l6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+@dataclass
+class IndexSettings:
+    dir: str = "index"
+    kind: str = "auto"  # auto | flat | hnsw | ivf
+    exact_max: int = 50_000  # auto: exact (flat) search up to this many chunks
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    ivf_nlist: int = 0  # 0: about 4 * sqrt(n)
+    ivf_nprobe: int = 16
+
+
+@dataclass
+class RetrieveSettings:
+    mode: str = "hybrid"  # dense | bm25 | hybrid
+    k: int = 5
+    rrf_k: int = 60
+    candidates: int = 50  # per retriever, before fusion
+    max_query_chars: int = 2000
+
+
+@dataclass
+class LLMSettings:
+    base_url: str = ""  # empty: the bundled local model
+    model: str = ""
+    api_key: str = ""
+    bundled: str = "1.5b"  # 1.5b | 0.5b
+    timeout: float = 120.0
+    max_retries: int = 2
+
+
+@dataclass
+class Settings:
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+
+    def validate(self) -> Settings:
+        """Check values that would otherwise fail deep inside a stage."""
+        c = self.chunk
+        if c.size < 100:
+            raise ConfigError(f"chunk.size = {c.size} is too small; use at least 100 characters")
+        if not 0 <= c.overlap < c.size // 2:
+            raise ConfigError(f"chunk.overlap = {c.overlap} must be >= 0 and below half of chunk.size ({c.size})")
+        if self.index.kind not in ("auto", "flat", "hnsw", "ivf"):
+            raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, flat, hnsw, ivf")
+        if self.retrieve.mode not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: dense, bm25, hybrid")
+        if self.llm.bundled not in ("1.5b", "0.5b"):
+            raise ConfigError(f"llm.bundled = {self.llm.bundled!r}; valid: 1.5b, 0.5b")
+        return self
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the field's declared type."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        raise ConfigError(f"{where} must be a list, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if annotation is int:
+            return int(value)
+        if annotation is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} = {value!r} is not a valid {annotation.__name__}") from exc
+
+
+def _apply(section: Any, name: str, values: dict[str, Any], source: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    for key, value in values.items():
+        if key not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(section))
+            raise ConfigError(f"{source}: unknown setting {name}.{key}; valid: {valid}")
+        setattr(section, key, _coerce(value, hints[key], f"{source}: {name}.{key}"))
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings: defaults, then ``rag.toml``, then ``RAG_*`` environment variables."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    path = Path(config_file or env.get("RAG_CONFIG") or "rag.toml")
+    if config_file or env.get("RAG_CONFIG") or path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist; create it or unset RAG_CONFIG") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        for name, values in data.items():
+            if not hasattr(settings, name) or not isinstance(values, dict):
+                valid = ", ".join(f.name for f in dataclasses.fields(settings))
+                raise ConfigError(f"{path}: unknown section [{name}]; valid sections: {valid}")
+            _apply(getattr(settings, name), name, values, str(path))
+    for f in dataclasses.fields(settings):
+        section = getattr(settings, f.name)
+        prefix = f"RAG_{f.name.upper()}_"
+        values = {
+            key[len(prefix) :].lower(): value
+            for key, value in env.items()
+            if key.startswith(prefix) and key[len(prefix) :].lower() in typing.get_type_hints(type(section))
+        }
+        _apply(section, f.name, values, "environment")
+    if not settings.llm.api_key:
+        settings.llm.api_key = env.get("OPENAI_API_KEY", "")
+    return settings.validate()

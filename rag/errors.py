@@ -1,0 +1,45 @@
+"""One exception base; each subclass says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: the message names the problem and the fix."""
+
+    exit_code = 1
+
+
+class ConfigError(RagError):
+    """A setting has an invalid value."""
+
+    exit_code = 2
+
+
+class InputError(RagError):
+    """A user-supplied value (query, k, path, doc id) is invalid."""
+
+    exit_code = 2
+
+
+class CorpusError(RagError):
+    """The corpus cannot be read (missing path, nothing indexable)."""
+
+
+class IndexMissingError(RagError):
+    """No index has been built yet."""
+
+
+class IndexCorruptError(RagError):
+    """The index directory is damaged or half-written."""
+
+
+class IndexMismatchError(RagError):
+    """The index was built with other settings than the ones in force."""
+
+
+class EmbedderError(RagError):
+    """The embedding model cannot be loaded."""
+
+
+class LLMError(RagError):
+    """The language model cannot be installed, started or reached."""

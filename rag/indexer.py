@@ -1,0 +1,202 @@
+"""Build or update the index: read, classify, chunk, embed only what changed, and write atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag import dense
+from rag.chunking import chunk_document
+from rag.clean import classify
+from rag.config import Settings
+from rag.embedders import load_embedder, resolve_model
+from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from rag.ingest import read_corpus
+from rag.lexical import BM25Index
+from rag.store import StoredIndex, load_index, write_index, write_lock
+from rag.types import Chunk, Document, IndexReport, IngestProblem
+
+log = logging.getLogger(__name__)
+
+# Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
+PIPELINE_VERSION = 1
+
+
+def chunker_fingerprint(settings: Settings) -> dict[str, Any]:
+    """What decides how documents are cut into chunks."""
+    return {**asdict(settings.chunk), "pipeline": PIPELINE_VERSION}
+
+
+def settings_hash(embedder: str, chunker: dict[str, Any]) -> str:
+    """A short hash of the settings an index was built with."""
+    payload = json.dumps({"embedder": embedder, "chunker": chunker}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
+    """Fail, naming the fix, when the index was built with another embedder or chunker."""
+    embedder, _ = resolve_model(settings.embed.model)
+    built_with = manifest.get("embedder", {}).get("name")
+    if built_with != embedder:
+        raise IndexMismatchError(
+            f"the index was built with embedder {built_with!r} but the settings ask for {embedder!r}; "
+            "run `rag index --rebuild` to rebuild it with the current settings, or set RAG_EMBED_MODEL back"
+        )
+    wanted = chunker_fingerprint(settings)
+    recorded = manifest.get("chunker", {})
+    if recorded != wanted:
+        diff = ", ".join(f"{k}: {recorded.get(k)!r} -> {v!r}" for k, v in wanted.items() if recorded.get(k) != v)
+        raise IndexMismatchError(
+            f"the index was built with other chunking settings ({diff}); "
+            "run `rag index --rebuild` to rebuild it, or restore the settings it was built with"
+        )
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("rag", "faiss-cpu", "sentence-transformers", "torch", "bm25s", "numpy"):
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def _previous_index(root: Path, rebuild: bool, problems: list[IngestProblem]) -> StoredIndex | None:
+    if rebuild:
+        return None
+    try:
+        return load_index(root)
+    except IndexMissingError:
+        return None
+    except IndexCorruptError as exc:
+        problems.append(IngestProblem(str(root), f"{exc}; rebuilding from scratch", skipped=False))
+        return None
+
+
+def build_index(
+    settings: Settings, paths: list[str] | None = None, *, rebuild: bool = False, progress: bool = False
+) -> IndexReport:
+    """Index the corpus at ``paths`` (default: the paths the index was built from, else ``corpus.paths``)."""
+    started = time.perf_counter()
+    root = Path(settings.index.dir)
+    problems: list[IngestProblem] = []
+    with write_lock(root):
+        old = _previous_index(root, rebuild, problems)
+        if old is not None:
+            check_compatible(old.manifest, settings)
+        corpus_paths = list(paths or (old.manifest["corpus"]["paths"] if old else settings.corpus.paths))
+        corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None)
+        problems.extend(corpus.problems)
+        if not corpus.documents:
+            reasons = "; ".join(f"{p.path}: {p.message}" for p in corpus.problems)
+            raise CorpusError(f"none of the files under {', '.join(corpus_paths)} could be indexed ({reasons})")
+        old_docs = old.documents if old else {}
+        new_ids = {d.doc_id for d in corpus.documents}
+        added = [d.doc_id for d in corpus.documents if d.doc_id not in old_docs]
+        changed = [d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id].sha256 != d.sha256]
+        removed = sorted(set(old_docs) - new_ids)
+        unchanged = [
+            d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id].sha256 == d.sha256
+        ]
+        same_kind = old is not None and old.manifest["index"]["kind"] == dense.choose_kind(
+            len(old.chunks), settings.index
+        )
+        if old is not None and same_kind and not (added or changed or removed):
+            return IndexReport(
+                added=[], changed=[], removed=[], unchanged=unchanged, problems=problems,
+                chunks_total=len(old.chunks), chunks_embedded=0, embed_seconds=0.0,
+                total_seconds=time.perf_counter() - started, index_kind=old.manifest["index"]["kind"], written=False,
+            )  # fmt: skip
+        chunks, vectors, embed_seconds, embedded = _chunks_and_vectors(
+            settings, corpus.documents, old, set(unchanged), progress
+        )
+        if not chunks:
+            raise CorpusError(
+                f"the documents under {', '.join(corpus_paths)} hold no article or comment text "
+                "(everything was classified as boilerplate)"
+            )
+        faiss_index, index_params = dense.build(vectors, settings.index)
+        kind = index_params["kind"]
+        bm25 = BM25Index.build([c.text for c in chunks])
+        embedder_name, _ = resolve_model(settings.embed.model)
+        chunker = chunker_fingerprint(settings)
+        manifest = {
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings_hash": settings_hash(embedder_name, chunker),
+            "embedder": {"name": embedder_name, "dim": int(vectors.shape[1])},
+            "chunker": chunker,
+            "index": index_params,
+            "corpus": {"paths": corpus_paths},
+            "documents": {
+                d.doc_id: {
+                    "sha256": d.sha256,
+                    "path": d.path,
+                    "title": d.title,
+                    "chunks": sum(c.doc_id == d.doc_id for c in chunks),
+                }
+                for d in corpus.documents
+            },
+            "versions": _versions(),
+        }
+        write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
+    return IndexReport(
+        added=added, changed=changed, removed=removed, unchanged=unchanged, problems=problems,
+        chunks_total=len(chunks), chunks_embedded=embedded, embed_seconds=embed_seconds,
+        total_seconds=time.perf_counter() - started, index_kind=kind, written=True,
+    )  # fmt: skip
+
+
+def _chunks_and_vectors(
+    settings: Settings,
+    documents: list[Document],
+    old: StoredIndex | None,
+    unchanged: set[str],
+    progress: bool,
+) -> tuple[list[Chunk], np.ndarray, float, int]:
+    """All chunks in document order with their vectors; only chunks of new or changed documents are embedded."""
+    old_rows: dict[str, list[int]] = {}
+    if old is not None:
+        for row, c in enumerate(old.chunks):
+            old_rows.setdefault(c.doc_id, []).append(row)
+    chunks: list[Chunk] = []
+    sources: list[int] = []  # row in the old vectors, or -1 for "embed this"
+    for doc in documents:
+        if doc.doc_id in unchanged and old is not None:
+            rows = old_rows.get(doc.doc_id, [])
+            chunks.extend(old.chunks[r] for r in rows)
+            sources.extend(rows)
+        else:
+            new = chunk_document(doc, classify(doc.text), settings.chunk)
+            chunks.extend(new)
+            sources.extend([-1] * len(new))
+    to_embed = [i for i, s in enumerate(sources) if s < 0]
+    embed_seconds = 0.0
+    dim = int(old.manifest["embedder"]["dim"]) if old is not None else 0
+    new_vectors = np.zeros((0, dim), dtype=np.float32)
+    if to_embed:
+        embedder = load_embedder(settings.embed)
+        t0 = time.perf_counter()
+        new_vectors = embedder.encode(
+            [chunks[i].text for i in to_embed],
+            batch_size=settings.embed.batch_size,
+            progress=progress and len(to_embed) > 256,
+        )
+        embed_seconds = time.perf_counter() - t0
+        dim = embedder.dim
+    vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    if to_embed:
+        vectors[to_embed] = new_vectors
+    reused = [i for i, s in enumerate(sources) if s >= 0]
+    if reused and old is not None:
+        vectors[reused] = np.asarray(old.vectors)[[sources[i] for i in reused]]
+    return chunks, vectors, embed_seconds, len(to_embed)

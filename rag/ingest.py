@@ -1,0 +1,277 @@
+"""Read a corpus: every .txt/.md/.html/.pdf file under the given paths becomes a Document.
+
+``doc_id`` is the path relative to its corpus root, ``/``-separated, with its extension.
+``text`` is the file as read (``Path.read_text(encoding="utf-8")`` for text files, the
+extracted text for HTML and PDF); every offset downstream points into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from rag.config import IngestSettings
+from rag.errors import CorpusError
+from rag.types import Document, IngestProblem, Segment
+
+log = logging.getLogger(__name__)
+
+_DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+_ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+_URL = re.compile(r"https?://[^\s<>\"')]+")
+_MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file found under a corpus root."""
+
+    path: Path
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The documents read from the corpus roots, and the files that could not be used."""
+
+    documents: list[Document]
+    problems: list[IngestProblem]
+
+
+def discover(paths: list[str], settings: IngestSettings) -> list[SourceFile]:
+    """List the indexable files under ``paths`` (files or folders), sorted by doc_id."""
+    if not paths:
+        raise CorpusError("no corpus path given; pass a folder, e.g. `rag index seeds/`")
+    extensions = {e.lower() for e in settings.extensions}
+    found: dict[str, SourceFile] = {}
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if not root.exists():
+            raise CorpusError(f"corpus path {raw!r} does not exist; check the path (cwd is {Path.cwd()})")
+        if root.is_file():
+            candidates: Iterator[tuple[Path, Path]] = iter([(root, root.parent)])
+        else:
+            candidates = ((p, root) for p in sorted(root.rglob("*")))
+        for path, base in candidates:
+            rel = path.relative_to(base)
+            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+                continue
+            if path.suffix.lower() not in extensions:
+                continue
+            doc_id = rel.as_posix()
+            if doc_id in found and found[doc_id].path.resolve() != path.resolve():
+                raise CorpusError(
+                    f"two files map to doc_id {doc_id!r}: {found[doc_id].path} and {path}; "
+                    "index them from one common folder so their relative paths differ"
+                )
+            found[doc_id] = SourceFile(path=path, doc_id=doc_id)
+    if not found:
+        where = ", ".join(paths)
+        raise CorpusError(
+            f"no indexable documents under {where}; supported extensions: {', '.join(sorted(extensions))}"
+        )
+    return [found[k] for k in sorted(found)]
+
+
+def file_sha256(path: Path) -> str:
+    """Hash a file in blocks, so a large file is never held twice in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_corpus(paths: list[str], settings: IngestSettings, known: dict[str, Document] | None = None) -> Corpus:
+    """Read every document under ``paths``; a file that cannot be used becomes a problem, not a failure.
+
+    ``known`` maps doc_id to an already-read Document: a file whose hash matches is not parsed again.
+    """
+    documents: list[Document] = []
+    problems: list[IngestProblem] = []
+    for source in discover(paths, settings):
+        try:
+            size = source.path.stat().st_size
+            if size > settings.max_bytes:
+                raise _Skip(
+                    f"{size:,} bytes is over ingest.max_bytes ({settings.max_bytes:,}); "
+                    "split the file or raise RAG_INGEST_MAX_BYTES"
+                )
+            sha = file_sha256(source.path)
+            previous = (known or {}).get(source.doc_id)
+            if previous is not None and previous.sha256 == sha:
+                documents.append(previous)
+                continue
+            doc, warning = _read_document(source, sha)
+        except _Skip as exc:
+            problems.append(IngestProblem(str(source.path), str(exc)))
+            continue
+        except OSError as exc:
+            problems.append(IngestProblem(str(source.path), f"cannot read: {exc.strerror or exc}"))
+            continue
+        if warning:
+            problems.append(IngestProblem(str(source.path), warning, skipped=False))
+        documents.append(doc)
+    for problem in problems:
+        log.warning("%s: %s", problem.path, problem.message)
+    return Corpus(documents=documents, problems=problems)
+
+
+class _Skip(Exception):
+    """A file that cannot be indexed; the message says why and what to do."""
+
+
+def _read_document(source: SourceFile, sha: str) -> tuple[Document, str | None]:
+    suffix = source.path.suffix.lower()
+    warning = None
+    metadata: dict[str, str] = {}
+    if suffix == ".pdf":
+        text, metadata = _read_pdf(source.path)
+    else:
+        raw = source.path.read_bytes()
+        if b"\x00" in raw[:_SNIFF_BYTES]:
+            raise _Skip("binary file (NUL bytes), not text; remove it or convert it to .txt")
+        text, warning = _decode(raw)
+        if suffix in (".html", ".htm"):
+            text, metadata = _html_to_text(text)
+    if not text.strip():
+        raise _Skip("empty file: no text to index")
+    metadata = {**_text_metadata(text), **metadata}
+    from rag.clean import classify  # local: clean is only needed once a file is really read
+
+    title = metadata.pop("title", "") or guess_title(text, classify(text), suffix) or source.path.stem
+    document = Document(
+        doc_id=source.doc_id, path=str(source.path), title=title, text=text, sha256=sha, metadata=metadata
+    )
+    return document, warning
+
+
+def _decode(raw: bytes) -> tuple[str, str | None]:
+    """Decode as UTF-8; fall back to cp1252, then latin-1, with a warning. Newlines as ``read_text`` gives them."""
+    warning = None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        for encoding in ("cp1252", "latin-1"):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            warning = (
+                f"not valid UTF-8 (byte {exc.start}); read as {encoding}. "
+                "Offsets point into the text `rag show` prints; re-save the file as UTF-8 to silence this"
+            )
+            break
+    # Universal newlines, exactly as Path.read_text does, so offsets match it.
+    return text.replace("\r\n", "\n").replace("\r", "\n"), warning
+
+
+def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    metadata: dict[str, str] = {}
+    if soup.title and soup.title.string:
+        metadata["title"] = " ".join(soup.title.string.split())
+    for tag in soup.find_all("meta"):
+        key = str(tag.get("property") or tag.get("name") or "").lower()
+        content = str(tag.get("content") or "").strip()
+        if not content:
+            continue
+        if key in ("og:site_name", "application-name"):
+            metadata.setdefault("site", content)
+        elif key in ("article:published_time", "date", "dc.date", "pubdate"):
+            metadata.setdefault("date", content[:10])
+        elif key == "og:url":
+            metadata.setdefault("url", content)
+    canonical = soup.find("link", rel="canonical")
+    if canonical is not None and canonical.get("href"):
+        metadata.setdefault("url", str(canonical.get("href")))
+    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
+        tag.decompose()
+    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    return text, metadata
+
+
+def _read_pdf(path: Path) -> tuple[str, dict[str, str]]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _Skip("encrypted PDF; decrypt it first (e.g. `qpdf --decrypt`)")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        info: Any = reader.metadata or {}
+    except _Skip:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise _Skip(f"unreadable PDF ({type(exc).__name__}: {exc}); check that the file is a complete PDF") from exc
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise _Skip("PDF has no extractable text (scanned images?); run OCR on it first")
+    metadata = {}
+    title = str(info.get("/Title") or "").strip()
+    if title:
+        metadata["title"] = title
+    return text + "\n", metadata
+
+
+def _text_metadata(text: str) -> dict[str, str]:
+    """Metadata a scraped page states in its first lines: a date line, a source URL, a site name."""
+    head = text[:2000]
+    metadata: dict[str, str] = {}
+    date_line = _DATE_LINE.search(head)
+    if date_line:
+        metadata["date"] = date_line.group(1)
+        site = date_line.group(2).strip()
+        if site:
+            metadata["site"] = site
+    else:
+        iso = _ISO_DATE.search(head)
+        if iso:
+            metadata["date"] = iso.group(1)
+    url = _URL.search(head)
+    if url:
+        metadata["url"] = url.group(0)
+        metadata.setdefault("site", urlparse(url.group(0)).netloc.removeprefix("www."))
+    return metadata
+
+
+def guess_title(text: str, segments: list[Segment], suffix: str = ".txt") -> str:
+    """The headline: a Markdown heading, else the first short line of the article, else its first words."""
+    if suffix == ".md":
+        heading = _MD_HEADING.search(text)
+        if heading:
+            return heading.group(1).strip()
+    article = [s for s in segments if s.section == "article"] or segments
+    lines_seen = 0
+    for segment in article:
+        for line in text[segment.start : segment.end].splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            lines_seen += 1
+            words = line.split()
+            if (
+                4 <= len(words) <= 20
+                and len(line) <= 150
+                and not line.startswith("By ")
+                and not line.endswith((".", ":", ","))
+            ):
+                return line
+            if lines_seen >= 10:
+                break
+        if lines_seen >= 10:
+            break
+    first = text[article[0].start : article[0].end].strip() if article else text.strip()
+    first = " ".join(first.split())
+    return first if len(first) <= 80 else first[:77].rsplit(" ", 1)[0] + "..."

@@ -1,0 +1,121 @@
+"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over a stored index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag import dense
+from rag.config import Settings
+from rag.embedders import Embedder, load_embedder
+from rag.errors import InputError
+from rag.store import StoredIndex
+from rag.types import SECTIONS, Hit
+
+MODES = ("dense", "bm25", "hybrid")
+
+
+class Retriever:
+    """Answers ``search`` calls against one loaded index generation."""
+
+    def __init__(self, index: StoredIndex, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        self._embedder: Embedder | None = None
+        self._rows_by_doc: dict[str, list[int]] = {}
+        for row, chunk in enumerate(index.chunks):
+            self._rows_by_doc.setdefault(chunk.doc_id, []).append(row)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings.embed)
+        return self._embedder
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``, optionally only from ``doc_ids`` and ``sections``."""
+        k = self.settings.retrieve.k if k is None else k
+        mode = mode or self.settings.retrieve.mode
+        query = validate_query(query, self.settings.retrieve.max_query_chars)
+        if k < 1:
+            raise InputError(f"k must be at least 1 (got {k})")
+        if mode not in MODES:
+            raise InputError(f"unknown search mode {mode!r}; valid modes: {', '.join(MODES)}")
+        allowed = self._allowed_rows(doc_ids, sections)
+        n = max(self.settings.retrieve.candidates, k)
+        ranked: list[tuple[int, float]]
+        if mode == "dense":
+            ranked = self._dense(query, n, allowed)
+        elif mode == "bm25":
+            ranked = self.index.bm25.top(query, n, allowed)
+        else:
+            ranked = reciprocal_rank_fusion(
+                [self._dense(query, n, allowed), self.index.bm25.top(query, n, allowed)],
+                self.settings.retrieve.rrf_k,
+            )
+        return [
+            Hit(
+                chunk=self.index.chunks[row],
+                score=score,
+                rank=rank,
+                title=self.index.documents[self.index.chunks[row].doc_id].title,
+            )
+            for rank, (row, score) in enumerate(ranked[:k], start=1)
+        ]
+
+    def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        vector = self.embedder.encode([query])[0]
+        kind = self.index.manifest["index"]["kind"]
+        return dense.search(
+            self.index.faiss_index,
+            kind,
+            vector,
+            n,
+            self.settings.index,
+            allowed=allowed,
+            vectors=self.index.vectors,
+        )
+
+    def _allowed_rows(self, doc_ids: list[str] | None, sections: list[str] | None) -> np.ndarray | None:
+        if not doc_ids and not sections:
+            return None
+        unknown = [d for d in doc_ids or [] if d not in self.index.documents]
+        if unknown:
+            known = ", ".join(sorted(self.index.documents)[:5])
+            raise InputError(f"no document {unknown[0]!r} in the index; known doc ids include: {known}")
+        bad = [s for s in sections or [] if s not in SECTIONS]
+        if bad:
+            raise InputError(f"unknown section {bad[0]!r}; valid sections: article, comments")
+        rows = [r for d in doc_ids for r in self._rows_by_doc.get(d, [])] if doc_ids else range(len(self.index.chunks))
+        wanted = set(sections or [])
+        return np.array(sorted(r for r in rows if not wanted or self.index.chunks[r].section in wanted), dtype=np.int64)
+
+
+def validate_query(query: str, max_chars: int) -> str:
+    """The query stripped, or an error naming what is wrong with it."""
+    stripped = query.strip()
+    if not stripped:
+        raise InputError("the query is empty; type a question or some keywords")
+    if len(stripped) > max_chars:
+        raise InputError(
+            f"the query is {len(stripped):,} characters, over the limit of {max_chars:,}; "
+            "shorten it or raise RAG_RETRIEVE_MAX_QUERY_CHARS"
+        )
+    return stripped
+
+
+def reciprocal_rank_fusion(rankings: list[list[tuple[int, float]]], k: int = 60) -> list[tuple[int, float]]:
+    """Fuse ranked lists: each item scores sum(1 / (k + rank)); ties keep the first list's order."""
+    scores: dict[int, float] = {}
+    first_seen: dict[int, tuple[int, int]] = {}
+    for list_no, ranking in enumerate(rankings):
+        for rank, (row, _) in enumerate(ranking, start=1):
+            scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank)
+            first_seen.setdefault(row, (rank, list_no))
+    return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))

@@ -1,0 +1,201 @@
+"""The saved index: one directory of generations, switched atomically.
+
+Layout of ``index/``::
+
+    CURRENT                 name of the live generation (replaced atomically)
+    gen-<time_ns>/          manifest.json, documents.jsonl, chunks.jsonl, vectors.npy, dense.faiss, bm25/
+    .lock                   held while a writer runs
+
+A writer builds a new generation beside the live one and only then points CURRENT at it,
+so a run that fails part-way leaves the previous index intact and loadable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.errors import IndexCorruptError, IndexMissingError, RagError
+from rag.lexical import BM25Index
+from rag.types import Chunk, Document
+
+FORMAT_VERSION = 1
+_FILES = ("manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss", "bm25")
+
+
+@dataclass
+class StoredIndex:
+    """A loaded index generation. Vectors, FAISS and BM25 load on first use."""
+
+    root: Path
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if "vectors" not in self._cache:
+            self._cache["vectors"] = np.load(self.path / "vectors.npy", mmap_mode="r")
+        return self._cache["vectors"]
+
+    @property
+    def faiss_index(self) -> Any:
+        if "faiss" not in self._cache:
+            import faiss
+
+            self._cache["faiss"] = faiss.read_index(str(self.path / "dense.faiss"))
+        return self._cache["faiss"]
+
+    @property
+    def bm25(self) -> BM25Index:
+        if "bm25" not in self._cache:
+            self._cache["bm25"] = BM25Index.load(self.path / "bm25")
+        return self._cache["bm25"]
+
+
+def _damaged(root: Path, why: str) -> IndexCorruptError:
+    return IndexCorruptError(f"the index at {root} is damaged ({why}); run `rag index --rebuild` to rebuild it")
+
+
+def current_generation(root: Path) -> Path:
+    """The live generation directory, or an error naming the fix."""
+    pointer = root / "CURRENT"
+    if not pointer.exists():
+        if root.exists() and any(root.glob("gen-*")):
+            raise _damaged(root, "CURRENT is missing")
+        raise IndexMissingError(f"no index at {root}; build one with `rag index` (e.g. `rag index seeds/`)")
+    name = pointer.read_text(encoding="utf-8").strip()
+    path = root / name
+    if not name.startswith("gen-") or not path.is_dir():
+        raise _damaged(root, f"CURRENT names {name!r}, which does not exist")
+    return path
+
+
+def load_index(root: Path) -> StoredIndex:
+    """Load the live generation's manifest, documents and chunks, checking that they agree."""
+    path = current_generation(root)
+    missing = [name for name in _FILES if not (path / name).exists()]
+    if missing:
+        raise _damaged(root, f"missing {', '.join(missing)} in {path.name}")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        documents = {}
+        for line in _read_lines(path / "documents.jsonl"):
+            row = json.loads(line)
+            documents[row["doc_id"]] = Document(**row)
+        chunks = []
+        for line in _read_lines(path / "chunks.jsonl"):
+            row = json.loads(line)
+            text = documents[row["doc_id"]].text[row["start"] : row["end"]]
+            chunks.append(Chunk(text=text, **row))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _damaged(root, f"{type(exc).__name__}: {exc}") from exc
+    if manifest.get("format") != FORMAT_VERSION:
+        raise _damaged(root, f"format {manifest.get('format')!r}, this version reads {FORMAT_VERSION}")
+    if manifest.get("counts", {}).get("chunks") != len(chunks):
+        raise _damaged(root, f"manifest counts {manifest.get('counts')} but chunks.jsonl has {len(chunks)} rows")
+    return StoredIndex(root=root, path=path, manifest=manifest, documents=documents, chunks=chunks)
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield line
+
+
+@contextmanager
+def write_lock(root: Path) -> Iterator[None]:
+    """Hold the index's writer lock; a second writer fails at once with a clear message."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RagError(f"another `rag index` is writing {root}; wait for it to finish") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_index(
+    root: Path,
+    manifest: dict[str, Any],
+    documents: list[Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    faiss_index: Any,
+    bm25: BM25Index,
+) -> Path:
+    """Write a new generation and make it live atomically; keeps one previous generation."""
+    import faiss
+
+    stamp = time.time_ns()  # sortable and unique per run, even within one second
+    tmp = root / f".tmp-{stamp}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
+            for doc in documents:
+                fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
+        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+            for c in chunks:
+                row = {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "start": c.start,
+                    "end": c.end,
+                    "section": c.section,
+                }
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        np.save(tmp / "vectors.npy", vectors)
+        faiss.write_index(faiss_index, str(tmp / "dense.faiss"))
+        bm25.save(tmp / "bm25")
+        manifest = {
+            **manifest,
+            "format": FORMAT_VERSION,
+            "counts": {"documents": len(documents), "chunks": len(chunks)},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_tree(tmp)
+        final = root / f"gen-{stamp}"
+        os.replace(tmp, final)
+        pointer = root / "CURRENT.tmp"
+        pointer.write_text(final.name + "\n", encoding="utf-8")
+        os.replace(pointer, root / "CURRENT")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, keep={final.name, *_previous(root, final.name)})
+    return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _previous(root: Path, live: str) -> list[str]:
+    gens = sorted(p.name for p in root.glob("gen-*") if p.name != live)
+    return gens[-1:]
+
+
+def _prune(root: Path, keep: set[str]) -> None:
+    for path in [*root.glob("gen-*"), *root.glob(".tmp-*")]:
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)

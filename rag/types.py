@@ -1,0 +1,117 @@
+"""Domain types shared by every stage. Frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Section = Literal["article", "comments", "boilerplate"]
+SECTIONS: tuple[Section, ...] = ("article", "comments", "boilerplate")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as read: ``text`` is what offsets point into."""
+
+    doc_id: str
+    path: str
+    title: str
+    text: str
+    sha256: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A classified span ``text[start:end]`` of a document."""
+
+    start: int
+    end: int
+    section: Section
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable passage; ``text == document.text[start:end]``."""
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    section: Section
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk returned by a retriever, with its fused or raw score and 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    title: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The search-hit shape of GUIDE section 2."""
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "doc_id": c.doc_id,
+            "chunk_id": c.chunk_id,
+            "section": c.section,
+            "start": c.start,
+            "end": c.end,
+            "text": c.text,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    mode: str
+    hits: list[Hit]
+
+    def to_json(self) -> dict[str, object]:
+        return {"query": self.query, "mode": self.mode, "hits": [h.to_json() for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class IngestProblem:
+    """A file that was skipped or read with a caveat, and why."""
+
+    path: str
+    message: str
+    skipped: bool = True
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What ``rag index`` did."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: list[str]
+    problems: list[IngestProblem]
+    chunks_total: int
+    chunks_embedded: int
+    embed_seconds: float
+    total_seconds: float
+    index_kind: str
+    written: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "problems": [{"path": p.path, "message": p.message, "skipped": p.skipped} for p in self.problems],
+            "chunks_total": self.chunks_total,
+            "chunks_embedded": self.chunks_embedded,
+            "embed_seconds": round(self.embed_seconds, 3),
+            "total_seconds": round(self.total_seconds, 3),
+            "index_kind": self.index_kind,
+            "written": self.written,
+        }

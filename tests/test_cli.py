@@ -1,0 +1,105 @@
+"""The `rag` command line through typer's CliRunner: what a user sees, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the CLI from an empty folder, with its index in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    index_dir = tmp_path / "index"
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    return index_dir
+
+
+def test_index_search_show(env: Path, corpus: Path) -> None:
+    result = runner.invoke(app, ["index", str(corpus)])
+    assert result.exit_code == 0, result.output
+    assert "added 5, changed 0, removed 0, unchanged 0" in result.stdout
+
+    again = runner.invoke(app, ["index"])
+    assert again.exit_code == 0 and "up to date" in again.stdout and "Nothing embedded" in again.stdout
+
+    search = runner.invoke(app, ["search", "Who is the chief of the Northern Fleet?", "-k", "2"])
+    assert search.exit_code == 0
+    assert search.stdout.startswith("1. ") and "004_ef5f7f6cb4511981.txt" in search.stdout
+    assert "(reader comments)" in search.stdout and "score" in search.stdout
+
+
+def test_search_json_is_the_documented_contract(env: Path, corpus: Path) -> None:
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+    result = runner.invoke(app, ["search", "direct flights", "--json", "-k", "3", "--mode", "bm25"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"query", "mode", "hits"}
+    assert payload["query"] == "direct flights" and payload["mode"] == "bm25"
+    assert [h["rank"] for h in payload["hits"]] == [1, 2, 3]
+    for hit in payload["hits"]:
+        assert set(hit) == {"rank", "score", "doc_id", "chunk_id", "section", "start", "end", "text"}
+        text = (corpus / hit["doc_id"]).read_text(encoding="utf-8")
+        assert text[hit["start"] : hit["end"]] == hit["text"]
+
+
+def test_show_prints_a_document_or_a_span(env: Path, corpus: Path) -> None:
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+    doc = "002_17fbe4ec36de0cb9.txt"
+    text = (corpus / doc).read_text(encoding="utf-8")
+    whole = runner.invoke(app, ["show", doc])
+    assert whole.exit_code == 0 and whole.stdout == text
+    start = text.index("Matthew Miller")
+    span = runner.invoke(app, ["show", doc, "--start", str(start), "--end", str(start + 14), "--json"])
+    payload = json.loads(span.stdout)
+    assert payload["text"] == "Matthew Miller" and payload["start"] == start and payload["doc_id"] == doc
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["search", "flights", "-k", "0"], "k must be at least 1 (got 0)", 2),
+        (["search", "flights", "-k", "-2"], "k must be at least 1 (got -2)", 2),
+        (["search", "  "], "query is empty", 2),
+        (["search", "flights", "--mode", "fuzzy"], "valid modes", 2),
+        (["show", "missing.txt"], "no document 'missing.txt'", 2),
+        (["show", "002_17fbe4ec36de0cb9.txt", "--start", "50", "--end", "10"], "outside", 2),
+    ],
+)
+def test_bad_input_gets_a_clear_message(env: Path, corpus: Path, args: list[str], message: str, code: int) -> None:
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+    result = runner.invoke(app, args)
+    assert result.exit_code == code
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_no_index_and_missing_corpus(env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", "flights"])
+    assert result.exit_code == 1 and "rag index" in result.stderr
+    missing = runner.invoke(app, ["index", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "nowhere" in missing.stderr and "does not exist" in missing.stderr
+    assert not (env / "CURRENT").exists()
+
+
+def test_index_reports_skipped_files(env: Path, corpus: Path) -> None:
+    (corpus / "empty.txt").write_text("")
+    result = runner.invoke(app, ["index", str(corpus)])
+    assert result.exit_code == 0
+    assert "skipped" in result.stderr and "empty.txt" in result.stderr and "empty file" in result.stderr
+    report = json.loads(runner.invoke(app, ["index", "--json"]).stdout)
+    assert report["written"] is False and report["problems"][0]["path"].endswith("empty.txt")
+
+
+def test_help_is_fast_to_import() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, rag.cli; sys.exit(any(m in sys.modules for m in ('torch', 'faiss', 'bm25s')))"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,128 @@
+"""Reading a corpus: formats, metadata, encodings and every kind of bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.config import IngestSettings
+from rag.errors import CorpusError
+from rag.ingest import discover, read_corpus
+from tests.conftest import SEEDS
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF whose page shows ``text`` (built by hand: no PDF writer is needed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+def test_seeds_are_read_as_read_text_gives_them() -> None:
+    corpus = read_corpus([str(SEEDS)], IngestSettings())
+    assert corpus.problems == []
+    assert [d.doc_id for d in corpus.documents] == sorted(p.name for p in SEEDS.glob("*.txt"))
+    for doc in corpus.documents:
+        assert doc.text == (SEEDS / doc.doc_id).read_text(encoding="utf-8")
+        assert len(doc.sha256) == 64
+
+
+def test_seed_titles_and_metadata() -> None:
+    docs = {d.doc_id: d for d in read_corpus([str(SEEDS)], IngestSettings()).documents}
+    first = docs["000_b63fe8f3e2dac5e7.txt"]
+    assert first.title == "Russia offers to restore direct air links with U.S., during Istanbul talks"
+    assert first.metadata["date"] == "2025-03-01"
+    assert first.metadata["site"] == "Japan Today"
+    assert docs["002_17fbe4ec36de0cb9.txt"].title == "U.S. Allows Russia to Bring Plane to Retrieve Diplomats"
+    assert docs["003_50cfdfd88efb925b.txt"].title == "US, Russia vow to boost cooperation"
+    lavrov = docs["004_ef5f7f6cb4511981.txt"]
+    assert lavrov.metadata["url"].startswith("https://www.mid.ru/en/foreign_policy/")
+    assert lavrov.metadata["site"] == "mid.ru"
+    assert lavrov.title.startswith("First of all, I would like to thank you")
+
+
+def test_formats_and_nested_doc_ids(tmp_path: Path) -> None:
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "notes.md").write_text("# Arctic notes\n\nThe Northern Sea Route runs from Norway to Alaska.\n")
+    (tmp_path / "sub" / "page.html").write_text(
+        "<html><head><title>Kerry in Sochi</title><meta property='og:site_name' content='Example News'>"
+        "<script>var x = 1;</script></head><body><nav>Home</nav><h1>Kerry in Sochi</h1>"
+        "<p>Kerry met Putin for four hours.</p><p>Lavrov spoke too.</p></body></html>"
+    )
+    (tmp_path / "sub" / "deeper" / "memo.pdf").write_bytes(minimal_pdf("Moiseyev commands the Northern Fleet."))
+    (tmp_path / "sub" / "image.png").write_bytes(b"\x89PNG not indexed")
+    (tmp_path / ".hidden.txt").write_text("hidden files are skipped")
+    docs = {d.doc_id: d for d in read_corpus([str(tmp_path)], IngestSettings()).documents}
+    assert set(docs) == {"notes.md", "sub/page.html", "sub/deeper/memo.pdf"}
+    assert docs["notes.md"].title == "Arctic notes"
+    html = docs["sub/page.html"]
+    assert html.title == "Kerry in Sochi"
+    assert html.metadata["site"] == "Example News"
+    assert "Kerry met Putin for four hours." in html.text and "var x" not in html.text
+    assert "Moiseyev commands the Northern Fleet." in docs["sub/deeper/memo.pdf"].text
+
+
+def test_a_single_file_path_is_its_own_corpus(tmp_path: Path) -> None:
+    path = tmp_path / "one.txt"
+    path.write_text("Just one document about flights.\n")
+    assert [s.doc_id for s in discover([str(path)], IngestSettings())] == ["one.txt"]
+
+
+def test_bad_files_are_reported_and_the_rest_is_read(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Russia offered to restore direct flights.\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.md").write_text("  \n\n ")
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02ELF" * 100)
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    (tmp_path / "latin.txt").write_bytes("Caf\xe9 talks in Z\xfcrich.\n".encode("latin-1"))
+    (tmp_path / "huge.txt").write_text("word " * 5000)
+    corpus = read_corpus([str(tmp_path)], IngestSettings(max_bytes=10_000))
+    by_name = {Path(p.path).name: p for p in corpus.problems}
+    assert "empty file" in by_name["empty.txt"].message
+    assert "empty file" in by_name["blank.md"].message
+    assert "binary file" in by_name["binary.txt"].message
+    assert "unreadable PDF" in by_name["broken.pdf"].message
+    assert "ingest.max_bytes" in by_name["huge.txt"].message
+    assert by_name["latin.txt"].skipped is False and "not valid UTF-8" in by_name["latin.txt"].message
+    docs = {d.doc_id: d for d in corpus.documents}
+    assert set(docs) == {"good.txt", "latin.txt"}
+    assert docs["latin.txt"].text == "Café talks in Zürich.\n"
+
+
+def test_windows_newlines_match_read_text(tmp_path: Path) -> None:
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"First line.\r\nSecond line.\r\n")
+    (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
+    assert doc.text == path.read_text(encoding="utf-8") == "First line.\nSecond line.\n"
+
+
+def test_missing_path_and_empty_folder_are_named(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"does-not-exist.*does not exist"):
+        read_corpus([str(tmp_path / "does-not-exist")], IngestSettings())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match=r"no indexable documents under .*empty.*supported extensions"):
+        read_corpus([str(tmp_path / "empty")], IngestSettings())
+
+
+def test_a_large_file_is_read_without_trouble(tmp_path: Path) -> None:
+    paragraph = "Russia and the United States discussed embassy staffing and direct flights. " * 20 + "\n\n"
+    (tmp_path / "large.txt").write_text(paragraph * 3000)  # about 4.6 MB
+    (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
+    assert len(doc.text) == len(paragraph) * 3000
