@@ -1,0 +1,152 @@
+"""Benchmarks: `python benchmarks/run.py --suite index|search [--multiply N] [--repeat R] [--json] [--smoke]`.
+
+Each suite prints one JSON object (with --json) holding its figures and, where it compares two
+things, the paired baseline measured in the same run on the same machine.
+
+- index:  `rag index` on the corpus (seeds/ copied --multiply times) with the embedder already loaded,
+          next to raw `SentenceTransformer.encode` on exactly the same chunk texts, same batch size.
+- search: latency of Assistant.search per mode (dense, bm25, hybrid) over a fixed question list, warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rag.assistant import Assistant  # noqa: E402
+from rag.config import load_settings  # noqa: E402
+from rag.embedders import load_embedder  # noqa: E402
+
+QUERIES = [
+    "What did Russia offer the United States during the Istanbul talks?",
+    "Who will replace Anatoly Antonov as Russia's ambassador in Washington?",
+    "What did Ryabkov say about resuming direct flights?",
+    "Why was a Russian charter plane allowed to land in Washington?",
+    "How long did Kerry's talks in Sochi last?",
+    "Who is the chief of Russia's Northern Fleet?",
+    "How much Arctic sea shelf did Russia claim?",
+    "What did readers say about Lavrov?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def make_corpus(workdir: Path, source: Path, multiply: int) -> Path:
+    """``source`` copied ``multiply`` times under distinct folders, so every copy is its own document."""
+    corpus = workdir / "corpus"
+    for i in range(multiply):
+        shutil.copytree(source, corpus / f"copy{i:03d}")
+    return corpus
+
+
+def suite_index(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    settings = load_settings(env={})
+    settings.index.dir = str(workdir / "index")
+    corpus = make_corpus(workdir, Path(args.corpus), args.multiply)
+    embedder = load_embedder(settings.embed)  # loaded once: both sides measure encoding, not model loading
+    embedder.encode(["warm up"], batch_size=settings.embed.batch_size)
+    assistant = Assistant(settings)
+    index_runs, encode_runs, embed_only = [], [], []
+    report = None
+    for _ in range(args.repeat):
+        report = assistant.build_index([str(corpus)], rebuild=True)
+        index_runs.append(report.total_seconds)
+        embed_only.append(report.embed_seconds)
+        texts = [c.text for c in assistant.index.chunks]
+        t0 = time.perf_counter()
+        embedder.encode(texts, batch_size=settings.embed.batch_size)
+        encode_runs.append(time.perf_counter() - t0)
+    assert report is not None
+    n = report.chunks_total
+    index_rate = n / statistics.median(index_runs)
+    encode_rate = n / statistics.median(encode_runs)
+    return {
+        "suite": "index",
+        "machine": machine(),
+        "documents": len(report.added),
+        "chunks": n,
+        "characters": sum(len(c.text) for c in assistant.index.chunks),
+        "repeat": args.repeat,
+        "index_seconds_p50": round(statistics.median(index_runs), 3),
+        "index_embed_seconds_p50": round(statistics.median(embed_only), 3),
+        "index_chunks_per_s": round(index_rate, 1),
+        "raw_encode_seconds_p50": round(statistics.median(encode_runs), 3),
+        "raw_encode_chunks_per_s": round(encode_rate, 1),
+        "ratio_index_to_raw_encode": round(index_rate / encode_rate, 3),
+        "index_kind": report.index_kind,
+    }
+
+
+def suite_search(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    settings = load_settings(env={})
+    settings.index.dir = str(workdir / "index")
+    assistant = Assistant(settings)
+    assistant.build_index([str(make_corpus(workdir, Path(args.corpus), args.multiply))])
+    result: dict[str, Any] = {"suite": "search", "machine": machine(), "chunks": len(assistant.index.chunks)}
+    for mode in ("dense", "bm25", "hybrid"):
+        assistant.search(QUERIES[0], mode=mode)  # warm: model, FAISS and BM25 loaded
+        times = []
+        for _ in range(args.repeat):
+            for query in QUERIES:
+                t0 = time.perf_counter()
+                assistant.search(query, k=5, mode=mode)
+                times.append((time.perf_counter() - t0) * 1000)
+        result[mode] = {
+            "queries": len(times),
+            "p50_ms": round(percentile(times, 50), 2),
+            "p95_ms": round(percentile(times, 95), 2),
+        }
+    return result
+
+
+SUITES = {"index": suite_index, "search": suite_search}
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=[*SUITES, "all"], default="all")
+    parser.add_argument("--corpus", default=str(REPO / "seeds"), help="folder of documents (default seeds/)")
+    parser.add_argument("--multiply", type=int, default=8, help="copies of the corpus to index (default 8)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per suite, nothing else")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that the suites run")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.multiply, args.repeat = 1, 1
+    results = []
+    for name in SUITES if args.suite == "all" else [args.suite]:
+        with tempfile.TemporaryDirectory(prefix=f"rag-bench-{name}-") as tmp:
+            result = SUITES[name](args, Path(tmp))
+        results.append(result)
+        print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
