@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+from rag.answering import Answer, ChatModel, Turn, answer_events
 from rag.config import Settings, load_settings
 from rag.errors import InputError
 from rag.indexer import build_index, check_compatible
@@ -13,11 +15,12 @@ from rag.types import Document, IndexReport, SearchResult
 
 
 class Assistant:
-    """Index a corpus, search it, and show its documents."""
+    """Index a corpus, search it, answer questions about it with verified citations, and show its documents."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, model: ChatModel | None = None) -> None:
         self.settings = settings or load_settings()
         self._retriever: Retriever | None = None
+        self.model = model or ChatModel(self.settings)
 
     @property
     def index_dir(self) -> Path:
@@ -77,3 +80,14 @@ class Assistant:
                 "use 0 <= start < end <= length"
             )
         return doc, start, end
+
+    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+        """Answer ``question`` (a follow-up when ``history`` is given) with verified citations."""
+        for event in answer_events(self.settings, self.retriever, self.model, question, history, stream=False):
+            if isinstance(event, Answer):
+                return event
+        raise AssertionError("answer_events ends with an Answer")
+
+    def ask_stream(self, question: str, history: list[Turn] | None = None) -> Iterator[str | Answer]:
+        """The verified answer text piece by piece as the model writes it, then the ``Answer``."""
+        return answer_events(self.settings, self.retriever, self.model, question, history, stream=True)

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rag.errors import RagError
 
 if TYPE_CHECKING:
+    from rag.answering import Answer, Turn
     from rag.assistant import Assistant
 
 app = typer.Typer(
@@ -160,6 +161,152 @@ def show_cmd(
     sys.stdout.write(doc.text[s:e])  # exactly the span, so `rag show ... > file` round-trips
     if sys.stdout.isatty() and not doc.text[s:e].endswith("\n"):
         sys.stdout.write("\n")
+
+
+def _print_answer(assistant: Assistant, question: str, history: list[Turn] | None = None) -> Answer:
+    """Stream the verified answer to the terminal, then its citations (or, on abstention, the closest passages)."""
+    from rag.answering import Answer
+
+    answer: Answer | None = None
+    status = err.status("Reading the documents...", spinner="dots") if err.is_terminal else None
+    if status is not None:
+        status.start()
+    try:
+        for event in assistant.ask_stream(question, history):
+            if status is not None:
+                status.stop()
+            if isinstance(event, Answer):
+                answer = event
+            else:
+                sys.stdout.write(event)
+                sys.stdout.flush()
+    finally:
+        if status is not None:
+            status.stop()
+    sys.stdout.write("\n")
+    assert answer is not None
+    if answer.standalone_question != answer.question:
+        err.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
+    titles = {p.doc_id: p.title for p in answer.passages}
+    if answer.abstained:
+        if answer.passages:
+            out.print("\n[bold]Closest passages:[/]")
+            for p in answer.passages[:3]:
+                text = " ".join(p.text.split())
+                out.print(f"  - {escape(p.title)} [dim]({escape(p.doc_id)} {p.start}-{p.end})[/]: {escape(text[:200])}")
+        return answer
+    out.print()
+    for c in answer.citations:
+        kind = "reader comment" if c.section == "comments" else "article"
+        quote = " ".join(c.quote.split())
+        out.print(
+            f"[bold][{c.n}][/] {escape(titles.get(c.doc_id, c.doc_id))} [dim]({escape(c.doc_id)} {c.start}-{c.end}, "
+            f"{kind})[/]\n    “{escape(quote)}”"
+        )
+    if answer.unsupported:
+        err.print(
+            f"[yellow]dropped {len(answer.unsupported)} unsupported sentence(s):[/] "
+            + escape(" | ".join(answer.unsupported))
+        )
+    return answer
+
+
+@app.command("ask")
+@_reports_errors
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question from the documents, with verified quote citations."""
+    assistant = _assistant(index_dir)
+    if as_json:
+        _print_json(assistant.ask(question).to_json())
+        return
+    _print_answer(assistant, question)
+
+
+@app.command("chat")
+@_reports_errors
+def chat_cmd(index_dir: IndexDir = None) -> None:
+    """A multi-turn session: follow-ups are rewritten into standalone questions. Ctrl-D or 'exit' ends it."""
+    from rag.answering import Turn
+    from rag.errors import InputError
+
+    assistant = _assistant(index_dir)
+    history: list[Turn] = []
+    err.print("[dim]Ask about the documents; a follow-up may refer to earlier answers. Ctrl-D or 'exit' ends.[/]")
+    while True:
+        try:
+            question = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            return
+        if question.strip().lower() in ("exit", "quit", ":q"):
+            return
+        try:
+            answer = _print_answer(assistant, question, history)
+        except InputError as exc:
+            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            continue
+        history.append(Turn(question=answer.standalone_question, answer=answer.answer))
+
+
+llm_app = typer.Typer(help="Manage the bundled local language model server.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+def _variant(variant: str | None) -> str:
+    from rag.config import load_settings
+
+    return variant or load_settings().llm.bundled
+
+
+Variant = Annotated[str | None, typer.Option("--variant", help="1.5b (default) or 0.5b; default: llm.bundled.")]
+
+
+@llm_app.command("start")
+@_reports_errors
+def llm_start(variant: Variant = None) -> None:
+    """Start the bundled model server and keep it running for later `rag` commands."""
+    from rag.llm import ensure_server
+
+    handle = ensure_server(_variant(variant), persistent=True)
+    out.print(f"{handle.model} serving at {handle.base_url} (pid {handle.pid}); stop it with `rag llm stop`.")
+
+
+@llm_app.command("stop")
+@_reports_errors
+def llm_stop(variant: Variant = None) -> None:
+    """Stop the bundled model server."""
+    from rag.llm import stop_server
+
+    name = _variant(variant)
+    out.print(f"Stopped the {name} server." if stop_server(name) else f"No {name} server was running.")
+
+
+@llm_app.command("status")
+@_reports_errors
+def llm_status(variant: Variant = None, as_json: AsJson = False) -> None:
+    """Show whether the bundled model server is running, and the endpoint in use."""
+    from rag.config import load_settings
+    from rag.llm import server_status
+
+    settings = load_settings()
+    status = server_status(_variant(variant))
+    if as_json:
+        _print_json({"configured_base_url": settings.llm.base_url or None, "server": status})
+        return
+    if settings.llm.base_url:
+        out.print(
+            f"Configured endpoint: {settings.llm.base_url} (model {settings.llm.model!r}); the bundled server is not used."
+        )
+    if status is None:
+        out.print(
+            f"No {_variant(variant)} server is running; `rag ask` starts one for its own run, `rag llm start` keeps one."
+        )
+    else:
+        out.print(f"{status['model']} {status['status']} at {status['base_url']} (pid {status['pid']}).")
 
 
 def main() -> None:

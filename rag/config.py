@@ -66,6 +66,17 @@ class RetrieveSettings:
 
 
 @dataclass
+class AnswerSettings:
+    k: int = 6  # passages retrieved for a question
+    evidence_chars: int = 1200  # budget of evidence sentences in the prompt (about 300 tokens)
+    max_tokens: int = 200
+    temperature: float = 0.0
+    judge: bool = True  # ask the model yes/no about borderline citations
+    max_question_chars: int = 1000
+    history_turns: int = 3  # turns of a chat used to rewrite a follow-up question
+
+
+@dataclass
 class LLMSettings:
     base_url: str = ""  # empty: the bundled local model
     model: str = ""
@@ -83,6 +94,7 @@ class Settings:
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     def validate(self) -> Settings:

@@ -272,6 +272,9 @@ def guess_title(text: str, segments: list[Segment], suffix: str = ".txt") -> str
                 break
         if lines_seen >= 10:
             break
-    first = text[article[0].start : article[0].end].strip() if article else text.strip()
-    first = " ".join(first.split())
+    from rag.chunking import sentence_spans
+
+    start, end = (article[0].start, article[0].end) if article else (0, len(text))
+    spans = sentence_spans(text, start, end)
+    first = " ".join(text[spans[0][0] : spans[0][1]].split()) if spans else ""
     return first if len(first) <= 80 else first[:77].rsplit(" ", 1)[0] + "..."

