@@ -1,4 +1,4 @@
-"""Benchmarks: `python benchmarks/run.py --suite index|search [--multiply N] [--repeat R] [--json] [--smoke]`.
+"""Benchmarks: `python benchmarks/run.py --suite index|search|ask|all [--multiply N] [--repeat R] [--json] [--smoke]`.
 
 Each suite prints one JSON object (with --json) holding its figures and, where it compares two
 things, the paired baseline measured in the same run on the same machine.
@@ -6,6 +6,8 @@ things, the paired baseline measured in the same run on the same machine.
 - index:  `rag index` on the corpus (seeds/ copied --multiply times) with the embedder already loaded,
           next to raw `SentenceTransformer.encode` on exactly the same chunk texts, same batch size.
 - search: latency of Assistant.search per mode (dense, bm25, hybrid) over a fixed question list, warm.
+- ask:    evals/smoke.jsonl through Assistant.ask on the configured model (default: the bundled 1.5B),
+          warm: accuracy, abstention, time to first token, total, time outside the model, prompt tokens.
 """
 
 from __future__ import annotations
@@ -125,7 +127,53 @@ def suite_search(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return result
 
 
-SUITES = {"index": suite_index, "search": suite_search}
+def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Accuracy, abstention and latency of `rag ask` on evals/smoke.jsonl with the configured (default: bundled) model."""
+    import re
+
+    rows = [json.loads(line) for line in (REPO / "evals" / "smoke.jsonl").read_text(encoding="utf-8").splitlines()]
+    if args.smoke:
+        rows = [next(r for r in rows if r["answerable"]), next(r for r in rows if not r["answerable"])]
+    settings = load_settings()
+    settings.index.dir = str(workdir / "index")
+    assistant = Assistant(settings)
+    assistant.build_index([str(Path(args.corpus))])
+    assistant.ask(rows[0]["question"])  # warm: server started, model loaded, system prompt cached
+    correct = abstained_right = 0
+    first_token, total, outside, prompt_tokens, items = [], [], [], [], []
+    for row in rows:
+        answer = assistant.ask(row["question"])
+        t = answer.timings_ms
+        if row["answerable"]:
+            correct += int(not answer.abstained and re.search(row["expect"], answer.answer) is not None)
+        else:
+            abstained_right += int(answer.abstained)
+        total.append(t["total"])
+        if "first_token" in t:
+            first_token.append(t["first_token"])
+            outside.append(t["total"] - t.get("generate", 0) - t.get("rewrite", 0))
+        prompt_tokens.append(answer.usage.get("prompt_tokens", 0))
+        items.append({"question": row["question"], "answer": answer.answer, "abstained": answer.abstained, **t})
+    answerable = sum(r["answerable"] for r in rows)
+    return {
+        "suite": "ask",
+        "machine": machine(),
+        "model": assistant.model.model,
+        "questions": len(rows),
+        "answerable_correct": f"{correct}/{answerable}",
+        "unanswerable_abstained": f"{abstained_right}/{len(rows) - answerable}",
+        "first_token_ms_p50": round(percentile(first_token, 50)) if first_token else None,
+        "total_ms_p50": round(percentile(total, 50)),
+        "total_ms_p95": round(percentile(total, 95)),
+        "outside_llm_ms_p50": round(percentile(outside, 50)) if outside else None,
+        "prompt_tokens_p50": round(percentile([float(p) for p in prompt_tokens if p], 50))
+        if any(prompt_tokens)
+        else None,
+        "items": items,
+    }
+
+
+SUITES = {"index": suite_index, "search": suite_search, "ask": suite_ask}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -140,7 +188,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.smoke:
         args.multiply, args.repeat = 1, 1
     results = []
-    for name in SUITES if args.suite == "all" else [args.suite]:
+    # "all" is the suites that need no language model; ask them for "ask" by name.
+    for name in ["index", "search"] if args.suite == "all" else [args.suite]:
         with tempfile.TemporaryDirectory(prefix=f"rag-bench-{name}-") as tmp:
             result = SUITES[name](args, Path(tmp))
         results.append(result)

@@ -123,7 +123,8 @@ def split_claims(raw: str) -> list[tuple[str, tuple[int, ...]]]:
     for start, end in sentence_spans(text):
         sentence = text[start:end]
         numbers = tuple(int(n) for group in _MARKERS.findall(sentence) for n in re.split(r"\s*[,;]\s*", group))
-        clean = " ".join(_MARKERS.sub("", _PASSAGE_TALK.sub("", sentence)).split())
+        clean = " ".join(_MARKERS.sub("", _PASSAGE_TALK.sub("", sentence)).split()).lstrip(",;: ")
+        clean = clean[:1].upper() + clean[1:]
         if clean and re.search(r"\w", clean):
             claims.append((clean, numbers))
     return claims

@@ -18,6 +18,14 @@ from rag.lexical import tokenize
 from rag.types import Document, Hit
 
 _MIN_SENTENCE_CHARS = 20  # "§§§", "Via TASS", bylines: not evidence on their own
+# Text addressed to an AI assistant rather than to readers: a prompt injection, never evidence.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules|prompts?|guidelines)\b"
+    r"|\b(?:system prompt|you are (?:now )?(?:an? )?(?:ai|assistant|language model|chatbot))\b"
+    r"|\b(?:assistant|ai|model|chatbot)s?,?\s+(?:must|should)\s+(?:reply|answer|respond|say|output)\b"
+    r"|\b(?:reply|respond|answer)\s+(?:only\s+)?with\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def select_evidence(
     for hit in hits:
         text = documents[hit.chunk.doc_id].text
         for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
-            if end - start >= _MIN_SENTENCE_CHARS:
+            if end - start >= _MIN_SENTENCE_CHARS and not _INSTRUCTION.search(text, start, end):
                 candidates.append((hit, start, end))
     if not candidates:
         return []

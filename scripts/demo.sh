@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the bundled defaults: set up, index seeds/, and search it.
+# The main job on the bundled defaults: set up, index seeds/, and answer a question with verified citations.
+# The first run also joins the bundled language model (1.1 GB) into ~/.cache/rag/models.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/rag index seeds/
-.venv/bin/rag search "${1:-Who heads Russia's Northern Fleet?}" -k 3
+.venv/bin/rag ask "${1:-Who heads Russia's Northern Fleet?}"

@@ -25,3 +25,12 @@ def test_smoke_runs_every_suite(capsys: pytest.CaptureFixture[str]) -> None:
     assert search["suite"] == "search"
     for mode in ("dense", "bm25", "hybrid"):
         assert search[mode]["queries"] == 8 and 0 < search[mode]["p50_ms"] <= search[mode]["p95_ms"]
+
+
+@pytest.mark.llm
+def test_ask_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = main(["--suite", "ask", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["questions"] == 2 and len(result["items"]) == 2
+    assert result["first_token_ms_p50"] > 0 and result["total_ms_p50"] >= result["first_token_ms_p50"]
+    assert result["prompt_tokens_p50"] > 0
