@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rag.answering import Answer  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedders import load_embedder  # noqa: E402
@@ -140,17 +141,19 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     assistant.build_index([str(Path(args.corpus))])
     assistant.ask(rows[0]["question"])  # warm: server started, model loaded, system prompt cached
     correct = abstained_right = 0
-    first_token, total, outside, prompt_tokens, items = [], [], [], [], []
+    first_token, first_output, total, outside, prompt_tokens, items = [], [], [], [], [], []
     for row in rows:
-        answer = assistant.ask(row["question"])
+        *_, answer = assistant.ask_stream(row["question"])  # streamed: first_token is the model's first token
+        assert isinstance(answer, Answer)
         t = answer.timings_ms
         if row["answerable"]:
             correct += int(not answer.abstained and re.search(row["expect"], answer.answer) is not None)
         else:
             abstained_right += int(answer.abstained)
-        total.append(t["total"])
-        if "first_token" in t:
+        if "first_token" in t:  # the model was asked (not an early abstention)
             first_token.append(t["first_token"])
+            first_output.append(t["first_output"])
+            total.append(t["total"])
             outside.append(t["total"] - t.get("generate", 0) - t.get("rewrite", 0))
         prompt_tokens.append(answer.usage.get("prompt_tokens", 0))
         items.append({"question": row["question"], "answer": answer.answer, "abstained": answer.abstained, **t})
@@ -162,10 +165,15 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "questions": len(rows),
         "answerable_correct": f"{correct}/{answerable}",
         "unanswerable_abstained": f"{abstained_right}/{len(rows) - answerable}",
+        "questions_sent_to_model": len(total),
         "first_token_ms_p50": round(percentile(first_token, 50)) if first_token else None,
-        "total_ms_p50": round(percentile(total, 50)),
-        "total_ms_p95": round(percentile(total, 95)),
+        "first_verified_sentence_ms_p50": round(percentile(first_output, 50)) if first_output else None,
+        "total_ms_p50": round(percentile(total, 50)) if total else None,
+        "total_ms_p95": round(percentile(total, 95)) if total else None,
         "outside_llm_ms_p50": round(percentile(outside, 50)) if outside else None,
+        "outside_llm_share_p50": round(percentile([o / t for o, t in zip(outside, total, strict=True)], 50), 3)
+        if total
+        else None,
         "prompt_tokens_p50": round(percentile([float(p) for p in prompt_tokens if p], 50))
         if any(prompt_tokens)
         else None,

@@ -113,6 +113,7 @@ class ChatModel:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+            deltas = 0
             for chunk in response:
                 if not isinstance(chunk.choices, list):  # JSON of another shape: the client leaves fields None
                     raise self._malformed(f"an event without choices: {str(chunk)[:200]}")
@@ -121,11 +122,28 @@ class ChatModel:
                         prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens
                     )
                 if chunk.choices and chunk.choices[0].delta.content:
+                    deltas += 1
                     yield chunk.choices[0].delta.content
+            if "prompt_tokens" not in usage:  # llama-cpp-python sends no usage when streaming
+                usage.update(self._count_usage(messages, deltas))
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
         except (ValueError, AttributeError) as exc:  # an event that is not JSON
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def _count_usage(self, messages: list[dict[str, str]], deltas: int) -> dict[str, int]:
+        """Token counts for a stream the server did not count: its tokenizer where it has one (llama.cpp)."""
+        import httpx
+
+        text = "".join(m["content"] for m in messages)
+        root = str(self.client.base_url).rstrip("/").removesuffix("/v1")
+        try:
+            reply = httpx.post(f"{root}/extras/tokenize/count", json={"input": text}, timeout=5.0, trust_env=False)
+            count = int(reply.json()["count"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return {"completion_tokens": deltas}  # a server without a tokenizer endpoint: prompt count unknown
+        # chatml wraps each message in <|im_start|>role ... <|im_end|>: about 5 tokens each, plus the reply's opener.
+        return {"prompt_tokens": count + 5 * len(messages) + 3, "completion_tokens": deltas}
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
         """The text of one non-streamed chat completion."""
@@ -259,6 +277,11 @@ def answer_events(
     # cannot back ("Who is the chief of the Pacific Fleet?" when only the Northern Fleet is mentioned): the
     # small model would answer from the nearest passage, so it is not asked.
     off_premise = unmatched_question_entities(standalone, [texts[d] for d in {p.doc_id for p in passages}])
+
+    def shown(piece: str) -> str:
+        timings.setdefault("first_output", _ms(started))  # when the user sees the first verified words
+        return piece
+
     raw = ""
     done = 0  # claims of ``raw`` already handled
     if passages and not off_premise:
@@ -279,7 +302,7 @@ def answer_events(
                 if pending or claim.supported is None:
                     pending.append(claim)
                 elif (piece := emit(claim, claim.supported)) is not None:
-                    yield piece
+                    yield shown(piece)
             done = max(done, len(claims) - 1)
         timings["generate"] = _ms(t_llm)
         refused = is_refusal(raw)
@@ -290,10 +313,10 @@ def answer_events(
             if refused and not claim.evidence:
                 continue
             if (piece := emit(claim, aligner.settle(claim, judge))) is not None:
-                yield piece
+                yield shown(piece)
     abstained = not emitted
     if abstained:
-        yield ABSTAIN_TEXT
+        yield shown(ABSTAIN_TEXT)
     timings["total"] = _ms(started)
     yield Answer(
         question=question,

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SEEDS, make_settings
-from fake_openai import FakeOpenAI, Messages
 
 from rag.answering import ABSTAIN_TEXT, Answer, Turn
 from rag.assistant import Assistant
 from rag.errors import LLMError
+from tests.conftest import SEEDS, make_settings
+from tests.fake_openai import FakeOpenAI, Messages
 
 QUESTION = "Who is the chief of Russia's Northern Fleet?"
 # Copies seeds/004's "Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said ..." with a marker.
@@ -321,3 +321,43 @@ def test_follow_up_is_rewritten_before_retrieval(fake: FakeOpenAI, make_assistan
     assert {p.hit.chunk.chunk_id for p in answer.passages} <= retrieved
     assert "navigation rules" in answer.answer
     assert_citations_are_exact(assistant, answer)
+
+
+def test_endpoint_down_names_the_endpoint_and_the_fix(make_assistant: Callable[..., Assistant]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assistant = make_assistant(llm__base_url=f"http://127.0.0.1:{port}/v1", llm__max_retries=1)
+    with pytest.raises(LLMError, match=rf"cannot reach the language model at http://127.0.0.1:{port}/v1") as info:
+        assistant.ask("Who is the chief of Russia's Northern Fleet?")
+    assert "RAG_LLM_BASE_URL" in str(info.value)
+
+
+def test_cli_chat_rewrites_a_follow_up(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    assistant = make_assistant()
+    standalone = "Who heads Russia's Northern Fleet?"
+    answer = answering(TRUE_SENTENCE)
+    fake.reply_for = lambda messages: (
+        standalone if "Follow-up question" in messages[-1]["content"] else answer(messages)
+    )
+    for key, value in (
+        ("RAG_INDEX_DIR", assistant.settings.index.dir),
+        ("RAG_LLM_BASE_URL", fake.base_url),
+        ("RAG_LLM_MODEL", "fake"),
+        ("RAG_LLM_MAX_RETRIES", "0"),
+    ):
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["chat"], input="Who is Moiseyev?\nand what does he command?\nexit\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("Moiseyev") >= 2 and "[1]" in result.stdout
+    assert f"(searched for: {standalone})" in result.stderr
+    rewrite = next(r for r in fake.chat_requests if "Follow-up question" in r.text())
+    assert "User: Who is Moiseyev?" in rewrite.text() and "and what does he command?" in rewrite.text()
