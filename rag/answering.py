@@ -22,10 +22,10 @@ from rag.citations import (
     unmatched_question_entities,
 )
 from rag.config import Settings
-from rag.errors import InputError, LLMError
+from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.retrieve import Retriever
+from rag.retrieve import Retriever, validate_text
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 
@@ -99,20 +99,21 @@ class ChatModel:
             self._client, self.model = make_client(self.settings.llm)
         return self._client
 
+    def _create(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
+        return self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=self.settings.answer.temperature,
+            **extra,
+        )
+
     def stream(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int]) -> Iterator[str]:
         """Text deltas of one chat completion; ``usage`` is filled in when the server reports it."""
         import openai
 
-        client = self.client
         try:
-            response = client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=self.settings.answer.temperature,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
+            response = self._create(messages, max_tokens, stream=True, stream_options={"include_usage": True})
             deltas = 0
             for chunk in response:
                 if not isinstance(chunk.choices, list):  # JSON of another shape: the client leaves fields None
@@ -149,14 +150,8 @@ class ChatModel:
         """The text of one non-streamed chat completion."""
         import openai
 
-        client = self.client
         try:
-            response = client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=self.settings.answer.temperature,
-            )
+            response = self._create(messages, max_tokens)
             if not isinstance(response.choices, list):  # JSON of another shape: the client leaves fields None
                 raise self._malformed(f"a body without choices: {str(response)[:200]}")
             text = response.choices[0].message.content if response.choices else ""
@@ -206,19 +201,6 @@ class ChatModel:
         return self.complete(messages, max_tokens=3).strip().upper().startswith("YES")
 
 
-def validate_question(question: str, max_chars: int) -> str:
-    """The question stripped, or an error naming what is wrong with it."""
-    stripped = question.strip()
-    if not stripped:
-        raise InputError('the question is empty; ask something, e.g. rag ask "Who heads Russia\'s Northern Fleet?"')
-    if len(stripped) > max_chars:
-        raise InputError(
-            f"the question is {len(stripped):,} characters, over the limit of {max_chars:,}; "
-            "shorten it or raise RAG_ANSWER_MAX_QUESTION_CHARS"
-        )
-    return stripped
-
-
 def standalone_question(model: ChatModel, question: str, history: list[Turn], turns: int) -> str:
     """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges."""
     if not history:
@@ -242,7 +224,13 @@ def answer_events(
 ) -> Iterator[str | Answer]:
     """Yield verified answer text as it is ready, then the ``Answer``."""
     started = time.perf_counter()
-    question = validate_question(question, settings.answer.max_question_chars)
+    question = validate_text(
+        question,
+        settings.answer.max_question_chars,
+        what="question",
+        setting="RAG_ANSWER_MAX_QUESTION_CHARS",
+        hint='ask something, e.g. rag ask "Who heads Russia\'s Northern Fleet?"',
+    )
     prompt = load_prompt("answer")
     timings: dict[str, int] = {}
     usage: dict[str, int] = {}

@@ -28,7 +28,16 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 # Names and numbers: a claim that states one its evidence never mentions is not supported by it.
-_ENTITY = re.compile(r"(?<![\w.])(?:[A-Z][\w\-’']*[a-z][\w\-]*|\d[\d,.]*)")
+_NAME = re.compile(r"(?<![\w.])[A-Z][\w\-’']*[a-z][\w\-]*")
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty sixty "
+    "seventy eighty ninety hundred thousand million billion half dozen".split()
+)
+# A quantity and the word it counts ("eight hours", "2 million", "48 people"): the pair must be in the quote.
+_QUANTITY = re.compile(
+    rf"(?<![\w.,])(\d(?:[\d,.]*\d)?|{'|'.join(sorted(_NUMBER_WORDS))})(?:\s+([A-Za-z]+))?(?!\w)", re.IGNORECASE
+)
+_FUNCTION_WORDS = frozenset("of in on at to and or the a an for by from with than as per".split())
 _SENTENCE_STARTERS = frozenset(
     "the a an this that these those it its he she his her they their we i you in on at according however yes "
     "no there after before during while when both also as but and so for to of by with from what who which "
@@ -87,12 +96,21 @@ class Claim:
 
 
 def entities(text: str) -> list[str]:
-    """Capitalised words (not common sentence starters) and numbers: what a hallucination usually gets wrong."""
+    """Names (capitalised words that are not sentence starters) and quantities with what they count.
+
+    These are what a hallucination usually gets wrong: "Two hours of meetings" against "eight hours of meetings".
+    """
     found = []
-    for match in _ENTITY.finditer(text):
+    for match in _NAME.finditer(text):
         word = re.sub(r"(?:['’]s|[.,])$", "", match.group(0))
-        if len(word) > 1 and word.lower() not in _SENTENCE_STARTERS:
+        if word.lower() not in _SENTENCE_STARTERS and word.lower() not in _NUMBER_WORDS:
             found.append(word)
+    for match in _QUANTITY.finditer(text):
+        number, unit = match.group(1), match.group(2)
+        if unit and unit.lower() not in _FUNCTION_WORDS:
+            found.append(f"{number} {unit}")
+        elif number.lower() not in ("one", "half"):  # "one of them", "half the talks": not a quantity
+            found.append(number)
     return found
 
 
@@ -102,8 +120,9 @@ def missing_entities(claim: str, evidence: str) -> tuple[str, ...]:
 
 
 def mentions(text: str, word: str) -> bool:
-    """Whether ``text`` has ``word`` as a whole word, allowing a short ending (Russia, Russian, Russia's)."""
-    return re.search(rf"(?<!\w){re.escape(word)}\w{{0,3}}(?!\w)", text, re.IGNORECASE) is not None
+    """Whether ``text`` has ``word`` (or a phrase) as whole words, allowing a short ending (Russia, Russian)."""
+    pattern = r"\s+".join(re.escape(part) for part in word.split())
+    return re.search(rf"(?<!\w){pattern}\w{{0,3}}(?!\w)", text, re.IGNORECASE) is not None
 
 
 def unmatched_question_entities(question: str, texts: list[str]) -> list[str]:
@@ -143,6 +162,7 @@ class Aligner:
         self.passage_of = {id(s): p.n for p in passages for s in p.sentences}
         self.context_of = {id(s): documents_text[p.doc_id] for p in passages for s in p.sentences}
         self.title_of = {id(s): p.title for p in passages for s in p.sentences}
+        self.chunk_of = {id(s): p.hit.chunk.text for p in passages for s in p.sentences}
         # Two adjacent sentences of one passage may support a claim together.
         self.pairs = [(a, b) for p in passages for a, b in zip(p.sentences, p.sentences[1:], strict=False)]
 
@@ -171,7 +191,7 @@ class Aligner:
         """Widen the quote by a neighbouring sentence that names what the claim names; return what is still missing.
 
         "The meetings in Sochi lasted eight hours" rests on "... after eight hours of meetings" and on the next
-        sentence, which says where. A name the question itself gives may also come from the document's title.
+        sentence, which says where.
         """
         missing = missing_entities(claim, " ".join(s.text for s in evidence))
         if not missing:
@@ -186,16 +206,21 @@ class Aligner:
                 neighbour = dataclasses.replace(first, start=start, end=end, text=text[start:end])
                 self.context_of[id(neighbour)] = text
                 self.title_of[id(neighbour)] = self.title_of[id(first)]
+                self.chunk_of[id(neighbour)] = self.chunk_of[id(first)]
                 evidence = (*evidence, neighbour) if start >= last.end else (neighbour, *evidence)
                 return evidence, ()
+        # A name the question itself gives ("... in Sochi?") may come from the quote's setting: its document's
+        # title or the chunk around it.
         asked = {w.lower() for w in entities(self.question)}
-        title = self.title_of[id(first)]
-        return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions(title, w)))
+        setting = f"{self.title_of[id(first)]}\n{self.chunk_of[id(first)]}"
+        return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions(setting, w)))
 
     def settle(self, claim: Claim, judge: Judge | None) -> bool:
         """Whether a claim is supported: the aligner's verdict, or the judge's for a borderline one."""
         if claim.supported is not None:
             return claim.supported
+        if not claim.evidence:
+            return False
         if judge is None:
             return claim.coverage >= 0.5 and not claim.missing
         quote = " ".join(s.text for s in claim.evidence)

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -250,6 +251,71 @@ def chat_cmd(index_dir: IndexDir = None) -> None:
             err.print(f"[red]Error:[/] {escape(str(exc))}")
             continue
         history.append(Turn(question=answer.standalone_question, answer=answer.answer))
+
+
+@app.command("eval")
+@_reports_errors
+def eval_cmd(
+    dataset: Annotated[Path, typer.Argument(help="evals/*.jsonl of ours, or a SQuAD v2.0 .json file.")] = Path(
+        "evals/seeds.jsonl"
+    ),
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="Documents of a .jsonl set (default seeds/).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.")] = None,
+    sample: Annotated[int | None, typer.Option("--sample", help="A random sample of N questions.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Report folder (default eval-out/NAME).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep the answers of an interrupted run.")] = False,
+    judge: Annotated[
+        bool, typer.Option("--judge/--no-judge", help="ALCE citation scores with the model as judge.")
+    ] = True,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Only retrieval metrics: no language model (seconds).")
+    ] = False,
+    check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric falls below this baseline.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Score answers and citations against a reference Q&A set; write report.json, report.md and plots."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from rag.config import load_settings
+    from rag.evaluation import check_gate, evaluate, load_baseline
+
+    baseline = load_baseline(check) if check else None
+    out_dir = out_path or Path("eval-out") / dataset.stem
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
+        task = progress.add_task("questions", total=None)
+
+        def on_item(result: Any, n: int, total: int) -> None:
+            progress.update(task, completed=n, total=total, description=f"{result.id} ({result.kind})")
+
+        report, _ = evaluate(
+            load_settings(), dataset, out_dir, corpus=corpus, limit=limit, sample=sample, seed=seed,
+            resume=resume, judge=judge, retrieval_only=retrieval_only, on_item=on_item,
+        )  # fmt: skip
+    failures = check_gate(report["aggregates"], baseline) if baseline else []
+    if as_json:
+        _print_json({**report, "gate": {"baseline": str(check) if check else None, "failures": failures}})
+    else:
+        from rich.table import Table
+
+        from rag.eval_report import HEADLINE
+
+        table = Table(title=f"{report['dataset']['name']}: {report['aggregates']['items']} questions")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name in ["items", "failed", *HEADLINE]:
+            value = report["aggregates"].get(name)
+            table.add_row(
+                name,
+                "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) and value <= 1 else str(value),
+            )
+        out.print(table)
+        out.print(f"Report: {out_dir / 'report.md'} (and report.json, plots) in {report['seconds']:.0f}s.")
+    if failures:
+        for failure in failures:
+            err.print(f"[red]regression:[/] {escape(failure)}")
+        raise typer.Exit(1)
 
 
 llm_app = typer.Typer(help="Manage the bundled local language model server.", no_args_is_help=True)

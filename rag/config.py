@@ -32,8 +32,8 @@ class IngestSettings:
 
 @dataclass
 class ChunkSettings:
-    size: int = 800  # target characters per chunk
-    overlap: int = 150  # characters of trailing sentences repeated at the start of the next chunk
+    size: int = 1000  # target characters per chunk (about 230 tokens: under MiniLM's 256-token window)
+    overlap: int = 200  # characters of trailing sentences repeated at the start of the next chunk
     min_size: int = 40  # fragments shorter than this are merged into a neighbour
 
 

@@ -60,6 +60,13 @@ class Passage:
         return f"[{self.n}] ({self.title}; {kind}) {' '.join(self.text.split())}"
 
 
+def _is_statement(text: str, start: int, end: int) -> bool:
+    """A sentence that states something: long enough, and ended like a sentence or long (not a heading or caption)."""
+    if end - start < _MIN_SENTENCE_CHARS:
+        return False
+    return text[end - 1] in '.!?"”’)…' or len(text[start:end].split()) >= 12
+
+
 def _normalise(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
@@ -83,7 +90,7 @@ def select_evidence(
     for hit in hits:
         text = documents[hit.chunk.doc_id].text
         for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
-            if end - start >= _MIN_SENTENCE_CHARS and not _INSTRUCTION.search(text, start, end):
+            if _is_statement(text, start, end) and not _INSTRUCTION.search(text, start, end):
                 candidates.append((hit, start, end))
     if not candidates:
         return []

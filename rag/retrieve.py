@@ -42,7 +42,13 @@ class Retriever:
         """The ``k`` best chunks for ``query``, optionally only from ``doc_ids`` and ``sections``."""
         k = self.settings.retrieve.k if k is None else k
         mode = mode or self.settings.retrieve.mode
-        query = validate_query(query, self.settings.retrieve.max_query_chars)
+        query = validate_text(
+            query,
+            self.settings.retrieve.max_query_chars,
+            what="query",
+            setting="RAG_RETRIEVE_MAX_QUERY_CHARS",
+            hint="type a question or some keywords",
+        )
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
         if mode not in MODES:
@@ -97,15 +103,14 @@ class Retriever:
         return np.array(sorted(r for r in rows if not wanted or self.index.chunks[r].section in wanted), dtype=np.int64)
 
 
-def validate_query(query: str, max_chars: int) -> str:
-    """The query stripped, or an error naming what is wrong with it."""
-    stripped = query.strip()
+def validate_text(text: str, max_chars: int, *, what: str, setting: str, hint: str) -> str:
+    """``text`` stripped, or an error naming what is wrong with it (empty, or longer than ``max_chars``)."""
+    stripped = text.strip()
     if not stripped:
-        raise InputError("the query is empty; type a question or some keywords")
+        raise InputError(f"the {what} is empty; {hint}")
     if len(stripped) > max_chars:
         raise InputError(
-            f"the query is {len(stripped):,} characters, over the limit of {max_chars:,}; "
-            "shorten it or raise RAG_RETRIEVE_MAX_QUERY_CHARS"
+            f"the {what} is {len(stripped):,} characters, over the limit of {max_chars:,}; shorten it or raise {setting}"
         )
     return stripped
 

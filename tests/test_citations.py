@@ -40,7 +40,7 @@ def test_names_and_numbers() -> None:
         "Lavrov",
         "Sochi",
         "2015",
-        "3,000",
+        "3,000 hours",
     ]
     assert entities("The talks lasted. According to him, they ended.") == []
     assert mentions("Russian diplomats", "Russia") and mentions("Russia’s fleet", "Russia")

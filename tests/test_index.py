@@ -33,7 +33,7 @@ def test_manifest_records_what_built_the_index(assistant_factory: Callable[..., 
     assert report.written and len(report.added) == 5 and report.chunks_embedded == report.chunks_total > 20
     manifest = assistant.index.manifest
     assert manifest["embedder"] == {"name": "all-minilm-l6-v2", "dim": 384}
-    assert manifest["chunker"]["size"] == 800 and manifest["chunker"]["overlap"] == 150
+    assert manifest["chunker"]["size"] == 1000 and manifest["chunker"]["overlap"] == 200
     assert manifest["index"]["kind"] == "flat"
     assert manifest["counts"] == {"documents": 5, "chunks": report.chunks_total}
     assert manifest["corpus"]["paths"] == [str(corpus)]
@@ -171,7 +171,7 @@ def test_other_chunk_settings_are_refused(
 ) -> None:
     assistant_factory(tmp_path / "idx").build_index([str(corpus)])
     other = assistant_factory(tmp_path / "idx", chunk__size=500)
-    with pytest.raises(IndexMismatchError, match=r"size: 800 -> 500.*rag index --rebuild"):
+    with pytest.raises(IndexMismatchError, match=r"size: 1000 -> 500.*rag index --rebuild"):
         other.build_index()
     report = other.build_index(rebuild=True)
     assert report.written and all(c.end - c.start <= 560 for c in other.index.chunks)
