@@ -37,11 +37,13 @@ _NUMBER_WORDS = frozenset(
 _QUANTITY = re.compile(
     rf"(?<![\w.,])(\d(?:[\d,.]*\d)?|{'|'.join(sorted(_NUMBER_WORDS))})(?:\s+([A-Za-z]+))?(?!\w)", re.IGNORECASE
 )
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
 _FUNCTION_WORDS = frozenset("of in on at to and or the a an for by from with than as per".split())
 _SENTENCE_STARTERS = frozenset(
     "the a an this that these those it its he she his her they their we i you in on at according however yes "
     "no there after before during while when both also as but and so for to of by with from what who which "
-    "where why how if then one some all".split()
+    "where why how if then one some all is are was were has have had do does did can could will would should "
+    "may might must".split()
 )
 # Talk about the prompt itself ("according to passage [2]") is not part of the answer.
 _PASSAGE_TALK = re.compile(
@@ -100,16 +102,18 @@ def entities(text: str) -> list[str]:
 
     These are what a hallucination usually gets wrong: "Two hours of meetings" against "eight hours of meetings".
     """
-    found = []
+    found: list[str] = []
     for match in _NAME.finditer(text):
         word = re.sub(r"(?:['’]s|[.,])$", "", match.group(0))
         if word.lower() not in _SENTENCE_STARTERS and word.lower() not in _NUMBER_WORDS:
-            found.append(word)
+            found.extend(part for part in word.split("-") if len(part) > 1)
     for match in _QUANTITY.finditer(text):
         number, unit = match.group(1), match.group(2)
+        if number.lower() == "one":  # "one reader", "one of them": a determiner, not a count
+            continue
         if unit and unit.lower() not in _FUNCTION_WORDS:
             found.append(f"{number} {unit}")
-        elif number.lower() not in ("one", "half"):  # "one of them", "half the talks": not a quantity
+        elif number.lower() != "half":  # "half the talks": not a quantity
             found.append(number)
     return found
 
@@ -125,9 +129,31 @@ def mentions(text: str, word: str) -> bool:
     return re.search(rf"(?<!\w){pattern}\w{{0,3}}(?!\w)", text, re.IGNORECASE) is not None
 
 
+def premise_terms(question: str) -> list[str]:
+    """The names and bare numbers a question takes for granted; hyphenated names split ("US-Russia").
+
+    Months are left out (dates are written in many ways), and so are the words a quantity counts.
+    """
+    terms: list[str] = []
+    for term in entities(question):
+        term = term.split()[0]  # "2015 bid" -> "2015"
+        if term.lower() in _NUMBER_WORDS or term.lower() in _MONTHS:
+            continue
+        terms.extend(part for part in term.split("-") if len(part) > 1)
+    return terms
+
+
+def mentions_loosely(text: str, term: str) -> bool:
+    """Like ``mentions``, but a longer name may end differently (Turkish ~ Turkey, Russian ~ Russia)."""
+    if mentions(text, term):
+        return True
+    stem = term[: max(4, len(term) - 3)]
+    return re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE) is not None
+
+
 def unmatched_question_entities(question: str, texts: list[str]) -> list[str]:
     """Names and numbers of the question found in none of ``texts``: a premise the evidence cannot confirm."""
-    return [word for word in entities(question) if not any(mentions(t, word) for t in texts)]
+    return [term for term in premise_terms(question) if not any(mentions_loosely(t, term) for t in texts)]
 
 
 def is_refusal(text: str) -> bool:
@@ -209,11 +235,11 @@ class Aligner:
                 self.chunk_of[id(neighbour)] = self.chunk_of[id(first)]
                 evidence = (*evidence, neighbour) if start >= last.end else (neighbour, *evidence)
                 return evidence, ()
-        # A name the question itself gives ("... in Sochi?") may come from the quote's setting: its document's
-        # title or the chunk around it.
-        asked = {w.lower() for w in entities(self.question)}
-        setting = f"{self.title_of[id(first)]}\n{self.chunk_of[id(first)]}"
-        return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions(setting, w)))
+        # A name the question itself gives ("... in Sochi?", "according to Lavrov") frames the answer: it may
+        # come from anywhere in the quote's document.
+        asked = {w.lower() for w in premise_terms(self.question)}
+        setting = self.context_of[id(first)]
+        return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions_loosely(setting, w)))
 
     def settle(self, claim: Claim, judge: Judge | None) -> bool:
         """Whether a claim is supported: the aligner's verdict, or the judge's for a borderline one."""

@@ -272,13 +272,16 @@ def eval_cmd(
         bool, typer.Option("--retrieval-only", help="Only retrieval metrics: no language model (seconds).")
     ] = False,
     check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric falls below this baseline.")] = None,
+    write_baseline: Annotated[
+        Path | None, typer.Option("--write-baseline", help="Save this run's metrics as a baseline for --check.")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Score answers and citations against a reference Q&A set; write report.json, report.md and plots."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from rag.config import load_settings
-    from rag.evaluation import check_gate, evaluate, load_baseline
+    from rag.evaluation import baseline_from, check_gate, evaluate, load_baseline
 
     baseline = load_baseline(check) if check else None
     out_dir = out_path or Path("eval-out") / dataset.stem
@@ -294,6 +297,8 @@ def eval_cmd(
             resume=resume, judge=judge, retrieval_only=retrieval_only, on_item=on_item,
         )  # fmt: skip
     failures = check_gate(report["aggregates"], baseline) if baseline else []
+    if write_baseline:
+        write_baseline.write_text(json.dumps(baseline_from(report["aggregates"]), indent=2) + "\n", encoding="utf-8")
     if as_json:
         _print_json({**report, "gate": {"baseline": str(check) if check else None, "failures": failures}})
     else:

@@ -117,14 +117,16 @@ def _read_lines(path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def write_lock(root: Path) -> Iterator[None]:
-    """Hold the index's writer lock; a second writer fails at once with a clear message."""
+def write_lock(root: Path, writer: str = "rag index") -> Iterator[None]:
+    """Hold the folder's writer lock; a second writer fails at once with a clear message."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise RagError(f"another `rag index` is writing {root}; wait for it to finish") from exc
+            raise RagError(
+                f"another `{writer}` is writing {root}; wait for it to finish or use another folder"
+            ) from exc
         try:
             yield
         finally:

@@ -115,6 +115,8 @@ def test_the_gate_fails_on_a_worse_report_and_passes_on_an_equal_one(tmp_path: P
     path.write_text("[1, 2]")
     with pytest.raises(DatasetError, match="needs a 'metrics' object"):
         load_baseline(path)
+    with pytest.raises(DatasetError, match="--write-baseline"):
+        load_baseline(tmp_path / "none.json")
 
 
 @pytest.fixture()
@@ -172,3 +174,30 @@ def test_end_to_end_eval_with_the_real_model(tmp_path: Path) -> None:
         assert (tmp_path / "run" / name).stat().st_size > 0, name
     saved = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [r["id"] for r in saved["results"]] == [r.id for r in results]
+
+
+def test_a_written_baseline_passes_its_own_run_and_catches_a_drop() -> None:
+    from rag.evaluation import GATE_METRICS, baseline_from
+
+    aggregates = {name: 0.8 for name in GATE_METRICS} | {"total_ms_p50": 4000.0, "alce_recall": None}
+    aggregates |= {"answerable": 10, "abstention_tp": 2, "abstention_fn": 2, "abstention_fp": 1}
+    baseline = baseline_from(aggregates)
+    assert "alce_recall" not in baseline["metrics"]  # not measured in this run: not gated
+    # One item's worth of the questions behind each metric: 10 answerable, 4 unanswerable, 3 abstentions.
+    assert baseline["tolerance"]["keyword_accuracy_answerable"] == 0.11
+    assert baseline["tolerance"]["abstention_recall"] == 0.26
+    assert baseline["tolerance"]["abstention_precision"] == 0.343
+    assert baseline["tolerance"]["total_ms_p50"] == 1.0
+    assert check_gate(aggregates, baseline) == []
+    worse = aggregates | {"keyword_accuracy_answerable": 0.6}
+    assert check_gate(worse, baseline) == [
+        "keyword_accuracy_answerable: 0.6 is below the baseline 0.8 by more than 0.11"
+    ]
+
+
+def test_two_runs_into_one_folder_are_refused(tmp_path: Path) -> None:
+    from rag.errors import RagError
+    from rag.store import write_lock
+
+    with write_lock(tmp_path / "out", "rag eval"), pytest.raises(RagError, match="another `rag eval` is writing"):
+        evaluate(make_settings(tmp_path / "unused"), SQUAD, tmp_path / "out", judge=False)
