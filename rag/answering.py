@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,14 +135,21 @@ class ChatModel:
 
     def _count_usage(self, messages: list[dict[str, str]], deltas: int) -> dict[str, int]:
         """Token counts for a stream the server did not count: its tokenizer where it has one (llama.cpp)."""
-        import httpx
+        import urllib.error
+        import urllib.request
 
         text = "".join(m["content"] for m in messages)
         root = str(self.client.base_url).rstrip("/").removesuffix("/v1")
+        request = urllib.request.Request(
+            f"{root}/extras/tokenize/count",
+            data=json.dumps({"input": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
         try:
-            reply = httpx.post(f"{root}/extras/tokenize/count", json={"input": text}, timeout=5.0, trust_env=False)
-            count = int(reply.json()["count"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            with opener.open(request, timeout=5.0) as reply:
+                count = int(json.loads(reply.read())["count"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
             return {"completion_tokens": deltas}  # a server without a tokenizer endpoint: prompt count unknown
         # chatml wraps each message in <|im_start|>role ... <|im_end|>: about 5 tokens each, plus the reply's opener.
         return {"prompt_tokens": count + 5 * len(messages) + 3, "completion_tokens": deltas}
