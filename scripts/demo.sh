@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/rag index seeds/
-.venv/bin/rag ask "${1:-Who heads Russia's Northern Fleet?}"
+question=${1:-"Who heads Russia's Northern Fleet?"}
+.venv/bin/rag ask "$question"
