@@ -251,7 +251,7 @@ def answer_events(
         standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars
     )
     timings["retrieve"] = _ms(t0)
-    texts = {doc_id: doc.text for doc_id, doc in retriever.index.documents.items()}
+    texts = retriever.index.texts
     book = CitationBook(texts)
     aligner = Aligner(standalone, passages, retriever.embedder, texts)
     emitted: list[str] = []

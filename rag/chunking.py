@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from rag.config import ChunkSettings
-from rag.types import Chunk, Document, Section, Segment
+from rag.types import Chunk, Document, Segment
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)")
@@ -209,11 +209,3 @@ def _pack(text: str, start: int, end: int, settings: ChunkSettings) -> list[tupl
             nxt -= 1
         i = nxt
     return spans
-
-
-def section_of(segments: list[Segment], offset: int) -> Section:
-    """The section of the segment containing ``offset``."""
-    for segment in segments:
-        if segment.start <= offset < segment.end:
-            return segment.section
-    raise ValueError(f"offset {offset} is outside the document")

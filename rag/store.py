@@ -45,6 +45,13 @@ class StoredIndex:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def texts(self) -> dict[str, str]:
+        """Each document's text by doc_id (built once: answering looks quotes up in it on every question)."""
+        if "texts" not in self._cache:
+            self._cache["texts"] = {doc_id: doc.text for doc_id, doc in self.documents.items()}
+        return self._cache["texts"]
+
+    @property
     def vectors(self) -> np.ndarray:
         if "vectors" not in self._cache:
             self._cache["vectors"] = np.load(self.path / "vectors.npy", mmap_mode="r")

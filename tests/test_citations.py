@@ -63,14 +63,16 @@ def test_refusals(text: str, refused: bool) -> None:
     assert is_refusal(text) is refused
 
 
+def aligner_for(assistant: Assistant, question: str) -> tuple[Aligner, dict[str, str]]:
+    """An aligner over the evidence the answer pipeline would select for ``question``, and the texts."""
+    retriever = assistant.retriever
+    hits = retriever.search(question, k=6)
+    passages = select_evidence(question, hits, retriever.index.documents, retriever.embedder, 1200)
+    return Aligner(question, passages, retriever.embedder, retriever.index.texts), retriever.index.texts
+
+
 def test_markers_are_numbered_by_first_use_and_comments_are_attributed(seeds_assistant: Assistant) -> None:
-    retriever = seeds_assistant.retriever
-    question = "Who is the chief of Russia's Northern Fleet?"
-    passages = select_evidence(
-        question, retriever.search(question, k=6), retriever.index.documents, retriever.embedder, 1200
-    )
-    texts = {d: doc.text for d, doc in retriever.index.documents.items()}
-    aligner = Aligner(question, passages, retriever.embedder, texts)
+    aligner, texts = aligner_for(seeds_assistant, "Who is the chief of Russia's Northern Fleet?")
     claim = aligner.claim("Adm. Alexander Moiseyev is the chief of Russia’s Northern Fleet.", (99,))
     assert claim.supported is True and not claim.missing
     book = CitationBook(texts)
@@ -89,15 +91,8 @@ def test_markers_are_numbered_by_first_use_and_comments_are_attributed(seeds_ass
 
 
 def test_a_quote_is_widened_to_the_sentence_that_names_the_place(seeds_assistant: Assistant) -> None:
-    retriever = seeds_assistant.retriever
-    question = "How long did Kerry's meetings in Sochi last?"
-    passages = select_evidence(
-        question, retriever.search(question, k=6), retriever.index.documents, retriever.embedder, 1200
-    )
-    texts = {d: doc.text for d, doc in retriever.index.documents.items()}
-    claim = Aligner(question, passages, retriever.embedder, texts).claim(
-        "The meetings in Sochi lasted eight hours.", ()
-    )
+    aligner, texts = aligner_for(seeds_assistant, "How long did Kerry's meetings in Sochi last?")
+    claim = aligner.claim("The meetings in Sochi lasted eight hours.", ())
     _, start, end = claim.quote_span
     quote = texts[claim.evidence[0].doc_id][start:end]
     assert "eight hours" in quote and "Sochi" in quote and not claim.missing
