@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class ChatModel:
         """Text deltas of one chat completion; ``usage`` is filled in when the server reports it."""
         import openai
 
+        response = None
         try:
             response = self._create(messages, max_tokens, stream=True, stream_options={"include_usage": True})
             deltas = 0
@@ -132,6 +134,9 @@ class ChatModel:
             raise self._error(exc) from exc
         except (ValueError, AttributeError) as exc:  # an event that is not JSON
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        finally:
+            if response is not None and hasattr(response, "close"):
+                response.close()  # a stream left early (a cancelled answer) closes its connection: the server stops
 
     def _count_usage(self, messages: list[dict[str, str]], deltas: int) -> dict[str, int]:
         """Token counts for a stream the server did not count: its tokenizer where it has one (llama.cpp)."""
@@ -229,8 +234,13 @@ def answer_events(
     history: list[Turn] | None = None,
     *,
     stream: bool = True,
+    cancel: threading.Event | None = None,
 ) -> Iterator[str | Answer]:
-    """Yield verified answer text as it is ready, then the ``Answer``."""
+    """Yield verified answer text as it is ready, then the ``Answer``.
+
+    Setting ``cancel`` (from another thread) stops the work at the next token: the model's stream is closed and
+    the generator ends without an ``Answer``.
+    """
     started = time.perf_counter()
     question = validate_text(
         question,
@@ -289,6 +299,10 @@ def answer_events(
             else iter([model.complete(messages, settings.answer.max_tokens, usage)])
         )
         for delta in deltas:
+            if cancel is not None and cancel.is_set():
+                if (close := getattr(deltas, "close", None)) is not None:
+                    close()  # closes the model's stream now, not when the generator is collected
+                return
             if not raw:
                 timings["first_token"] = _ms(t_llm)
             raw += delta
@@ -306,6 +320,8 @@ def answer_events(
             pending.append(aligner.claim(text, markers))
         judge = model.judge if settings.answer.judge else None
         for claim in pending:
+            if cancel is not None and cancel.is_set():
+                return
             if refused and not claim.evidence:
                 continue
             if (piece := emit(claim, aligner.settle(claim, judge))) is not None:

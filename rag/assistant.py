@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, model: ChatModel | None = None) -> None:
         self.settings = settings or load_settings()
         self._retriever: Retriever | None = None
+        self._lock = threading.Lock()  # one loader at a time when the HTTP server's threads share the assistant
         self.model = model or ChatModel(self.settings)
 
     @property
@@ -38,11 +40,12 @@ class Assistant:
     def retriever(self) -> Retriever:
         """The retriever over the live index, reloaded when ``rag index`` has written a new generation."""
         live = current_generation(self.index_dir)
-        if self._retriever is None or self._retriever.index.path != live:
-            index = load_index(self.index_dir)
-            check_compatible(index.manifest, self.settings)
-            self._retriever = Retriever(index, self.settings)
-        return self._retriever
+        with self._lock:
+            if self._retriever is None or self._retriever.index.path != live:
+                index = load_index(self.index_dir)
+                check_compatible(index.manifest, self.settings)
+                self._retriever = Retriever(index, self.settings)
+            return self._retriever
 
     @property
     def index(self) -> StoredIndex:
@@ -88,6 +91,11 @@ class Assistant:
                 return event
         raise AssertionError("answer_events ends with an Answer")
 
-    def ask_stream(self, question: str, history: list[Turn] | None = None) -> Iterator[str | Answer]:
-        """The verified answer text piece by piece as the model writes it, then the ``Answer``."""
-        return answer_events(self.settings, self.retriever, self.model, question, history, stream=True)
+    def ask_stream(
+        self, question: str, history: list[Turn] | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[str | Answer]:
+        """The verified answer text piece by piece as the model writes it, then the ``Answer``.
+
+        Setting ``cancel`` stops it early (no ``Answer`` then): a chat client that went away.
+        """
+        return answer_events(self.settings, self.retriever, self.model, question, history, stream=True, cancel=cancel)

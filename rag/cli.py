@@ -323,6 +323,40 @@ def eval_cmd(
         raise typer.Exit(1)
 
 
+@app.command("serve")
+@_reports_errors
+def serve_cmd(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default: 127.0.0.1, or RAG_SERVER_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="TCP port (default: 8000, or RAG_SERVER_PORT).")] = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Serve the HTTP API (OpenAI-compatible chat with citations, search, documents) and a chat page at /."""
+    import ipaddress
+
+    from rag.server import serve
+
+    assistant = _assistant(index_dir)
+    assistant.index  # noqa: B018  (no index: say so now, with the fix, rather than on the first request)
+    settings = assistant.settings.server
+    host = host or settings.host
+    port = settings.port if port is None else port
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not settings.api_key:
+        err.print(
+            f"[yellow]Warning:[/] serving on {escape(host)} without an API key: anyone who can reach this port can "
+            "read the documents. Set RAG_API_KEY to require one."
+        )
+    err.print(
+        f"[dim]Chat page and API at http://{escape(host)}:{port}/ (OpenAI base URL: http://{escape(host)}:{port}/v1)[/]"
+    )
+    serve(assistant, host, port)
+
+
 llm_app = typer.Typer(help="Manage the bundled local language model server.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 

@@ -87,6 +87,19 @@ class LLMSettings:
 
 
 @dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"  # loopback only, unless told otherwise
+    port: int = 8000
+    api_key: str = ""  # RAG_API_KEY: when set, every /v1 route needs "Authorization: Bearer <key>"
+    cors_origins: list[str] = field(default_factory=list)  # browser origins allowed to call the API; none by default
+    max_body_bytes: int = 1_000_000
+    max_messages: int = 100  # messages of one chat request
+    llm_slots: int = 0  # answers computed at once; 0: 1 for the bundled model, 4 for a configured endpoint
+    max_queue: int = 8  # answers waiting for a slot; one more gets 503 with Retry-After
+    queue_timeout: float = 120.0  # seconds an answer may wait for a slot before 503
+
+
+@dataclass
 class Settings:
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
@@ -96,6 +109,7 @@ class Settings:
     retrieve: RetrieveSettings = field(default_factory=RetrieveSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def validate(self) -> Settings:
         """Check values that would otherwise fail deep inside a stage."""
@@ -110,6 +124,15 @@ class Settings:
             raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: dense, bm25, hybrid")
         if self.llm.bundled not in ("1.5b", "0.5b"):
             raise ConfigError(f"llm.bundled = {self.llm.bundled!r}; valid: 1.5b, 0.5b")
+        srv = self.server
+        if not 0 <= srv.port <= 65535:
+            raise ConfigError(f"server.port = {srv.port} is not a TCP port; use 1-65535 (0 picks a free one)")
+        if srv.llm_slots < 0 or srv.max_queue < 0 or srv.queue_timeout <= 0 or srv.max_body_bytes < 1024:
+            raise ConfigError(
+                "server.llm_slots and server.max_queue must be >= 0, server.queue_timeout > 0 and "
+                f"server.max_body_bytes >= 1024 (got {srv.llm_slots}, {srv.max_queue}, {srv.queue_timeout}, "
+                f"{srv.max_body_bytes})"
+            )
         return self
 
 
@@ -175,4 +198,6 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
         _apply(section, f.name, values, "environment")
     if not settings.llm.api_key:
         settings.llm.api_key = env.get("OPENAI_API_KEY", "")
+    if not settings.server.api_key:
+        settings.server.api_key = env.get("RAG_API_KEY", "")
     return settings.validate()
