@@ -6,6 +6,19 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${RAG_VENV:-.venv}
 
+# The web page's test drives Debian's chromium through Playwright (which cannot download its own browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing chromium (apt-get)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Refresh the package lists only when they do not know chromium yet (a fresh container has none).
+  if ! apt-cache show chromium >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+  fi
+  $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PY" -m venv "$VENV"

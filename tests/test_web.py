@@ -1,0 +1,481 @@
+"""The chat page (rag/web/chat.html) in a real browser: Debian's chromium driven by Playwright.
+
+The fast tests serve the page from a made-up origin whose API answers are stubbed in the browser (error paths,
+offsets, escaping); the ``llm`` tests run the real server over the seeds index and the bundled model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Locator,
+    Page,
+    Request,
+    Route,
+    expect,
+    sync_playwright,
+)
+
+from rag.assistant import Assistant
+from tests.live_server import LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright cannot download its own browsers here; Debian's chromium is launched with a fresh profile per module.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_MS = 10_000
+CHAT_HTML = files("rag.web").joinpath("chat.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """One chromium per module; each test opens its own page (its own sessionStorage)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+
+
+@dataclass
+class ChatPage:
+    """A page on the chat UI with everything it logged and requested."""
+
+    page: Page
+    base_url: str
+    errors: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def on_page_error(self, error: Error) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+    def on_request(self, request: Request) -> None:
+        self.requests.append(request)
+
+    def ask(self, question: str) -> None:
+        self.page.get_by_test_id("question").fill(question)
+        self.page.get_by_test_id("send").click()
+
+    def answer(self, index: int = -1) -> Locator:
+        return self.page.get_by_test_id("message-assistant").nth(index)
+
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies the page sent to /v1/chat/completions, in order."""
+        return [
+            json.loads(request.post_data or "{}")
+            for request in self.requests
+            if request.method == "POST" and request.url.endswith("/v1/chat/completions")
+        ]
+
+
+@pytest.fixture()
+def open_chat(browser: BrowserContext) -> Iterator[Callable[..., ChatPage]]:
+    """Open the chat page at a base URL, optionally with in-browser stubs; collect console errors and requests."""
+    pages: list[Page] = []
+
+    def open_(base_url: str, stub: Callable[[Route], None] | None = None) -> ChatPage:
+        page = browser.new_page()
+        pages.append(page)
+        chat = ChatPage(page, base_url)
+        page.on("console", chat.on_console)
+        page.on("pageerror", chat.on_page_error)
+        page.on("request", chat.on_request)
+        if stub is not None:
+            page.route(f"{base_url}/**", stub)
+        page.goto(f"{base_url}/")
+        return chat
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+# --- the page's logic, against a stubbed API -------------------------------------------------------------
+
+FAKE_ORIGIN = "http://rag.test"
+# An emoji before the cited span: code-point offsets (Python) and UTF-16 indices (JS) differ from there on.
+FAKE_TEXT = "Intro 🚢🚢 line.\nAdm. <b>Moiseyev</b> 😀 heads the fleet.\nMore text after the quote."
+FAKE_QUOTE = "Adm. <b>Moiseyev</b> 😀 heads the fleet."
+FAKE_START = FAKE_TEXT.index(FAKE_QUOTE)  # a Python (code point) offset
+FAKE_DOC = {"doc_id": "news/a b.txt", "title": "Fleet <i>news</i>", "text": FAKE_TEXT, "length": len(FAKE_TEXT)}
+FAKE_CITATION = {
+    "n": 1,
+    "doc_id": "news/a b.txt",
+    "start": FAKE_START,
+    "end": FAKE_START + len(FAKE_QUOTE),
+    "quote": FAKE_QUOTE,
+    "supported": True,
+    "section": "comments",
+}
+
+
+def _chunk(delta: dict[str, object], finish_reason: str | None = None) -> dict[str, object]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "rag",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def _sse(*events: dict[str, object]) -> str:
+    return "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+
+
+ANSWER_STREAM = _sse(
+    _chunk({"role": "assistant", "content": ""}),
+    _chunk({"content": "Moiseyev <img src=x onerror=alert(1)> heads it [1]."}),
+    _chunk({"content": " Not a citation [7]."}),
+    _chunk(
+        {"citations": [FAKE_CITATION], "abstained": False, "standalone_question": "Who heads Russia's fleet?"}, "stop"
+    ),
+)
+
+
+@dataclass
+class FakeApi:
+    """Answers the page's requests inside the browser: the page itself, /healthz, documents, chat completions."""
+
+    chat: list[tuple[int, dict[str, str], str]]  # responses to successive chat requests: status, headers, body
+    auth: bool = False
+
+    def __call__(self, route: Route) -> None:
+        path = route.request.url.removeprefix(FAKE_ORIGIN)
+        if path == "/":
+            route.fulfill(status=200, content_type="text/html; charset=utf-8", body=CHAT_HTML)
+        elif path == "/healthz":
+            health = {"status": "ok", "auth": self.auth, "model": "rag", "documents": 1, "chunks": 3}
+            route.fulfill(status=200, json=health)
+        elif path == "/v1/documents/news/a%20b.txt":
+            route.fulfill(status=200, json=FAKE_DOC)
+        elif path == "/v1/chat/completions" and self.chat:
+            status, headers, body = self.chat.pop(0)
+            content_type = "text/event-stream" if status == 200 else "application/json"
+            route.fulfill(status=status, headers=headers, content_type=content_type, body=body)
+        else:
+            route.fulfill(status=404, json={"error": {"message": f"no stub for {path}", "type": "not_found"}})
+
+
+def test_answer_markers_sources_and_highlight_with_astral_characters(open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, ANSWER_STREAM)]))
+    page = chat.page
+    expect(page.locator("#status")).to_have_text("1 documents · 3 passages")
+    expect(page.get_by_test_id("api-key")).to_be_hidden()
+    chat.ask("Who heads the fleet?")
+
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "done")
+    # Untrusted text stays text: the markup in the answer, quote, title and document is shown, never parsed.
+    expect(answer.locator(".answer-text")).to_have_text(
+        "Moiseyev <img src=x onerror=alert(1)> heads it 1. Not a citation [7]."
+    )
+    assert page.locator("img, b, i").count() == 0
+    markers = answer.get_by_test_id("citation-marker")
+    expect(markers).to_have_count(1)  # [7] names no citation: it stays text
+    expect(markers).to_have_attribute("data-n", "1")
+    source = answer.get_by_test_id("source")
+    expect(source).to_have_count(1)
+    expect(source).to_contain_text("Fleet <i>news</i>")  # the title replaces the doc_id once the document loads
+    expect(source).to_contain_text("reader comment")
+    expect(source).to_contain_text(FAKE_QUOTE)
+    expect(answer).to_contain_text("Searched for: Who heads Russia's fleet?")
+
+    markers.first.click()
+    panel = page.get_by_test_id("doc-panel")
+    expect(panel).to_be_visible()
+    expect(page.get_by_test_id("doc-title")).to_have_text("Fleet <i>news</i>")
+    expect(page.get_by_test_id("doc-highlight")).to_have_text(FAKE_QUOTE, use_inner_text=False)
+    assert page.locator("#doc-text").text_content() == FAKE_TEXT
+    expect(page.locator("#doc-notice")).to_be_hidden()
+    page.get_by_test_id("doc-close").click()
+    expect(panel).to_be_hidden()
+    source.locator("button").click()  # a source opens the same span
+    expect(page.get_by_test_id("doc-highlight")).to_have_text(FAKE_QUOTE)
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    assert chat.errors == []
+
+
+def test_abstention_is_marked_and_not_styled_as_an_answer(open_chat: Callable[..., ChatPage]) -> None:
+    abstained = _sse(
+        _chunk({"content": "The documents do not answer this question."}),
+        _chunk(
+            {"citations": [], "abstained": True, "standalone_question": "What is the capital of Australia?"}, "stop"
+        ),
+    )
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, abstained)]))
+    chat.ask("What is the capital of Australia?")
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "abstained")
+    expect(answer).to_contain_text("No answer in the documents")
+    expect(answer).to_contain_text("The documents do not answer this question.")
+    expect(answer.get_by_test_id("source")).to_have_count(0)
+    assert answer.evaluate("node => getComputedStyle(node).borderStyle") == "dashed"
+    assert chat.errors == []
+
+
+def test_errors_are_shown_inline_with_the_servers_message(open_chat: Callable[..., ChatPage]) -> None:
+    busy = json.dumps({"error": {"message": "All 1 model slots are busy.", "type": "server_busy", "code": 503}})
+    mid_stream = _sse(
+        _chunk({"content": "A first verified sentence."}),
+        {"error": {"message": "The language model stopped responding.", "type": "llm_error"}},
+    )
+    truncated = f"data: {json.dumps(_chunk({'content': 'Half'}))}\n\n"  # no final chunk, no [DONE]
+    api = FakeApi(chat=[(503, {"Retry-After": "7"}, busy), (200, {}, mid_stream), (200, {}, truncated)])
+    chat = open_chat(FAKE_ORIGIN, api)
+    page = chat.page
+
+    chat.ask("First?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "error")
+    expect(chat.answer(0)).to_contain_text("busy, retry in 7 s")
+    expect(chat.answer(0)).to_contain_text("All 1 model slots are busy.")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+    chat.ask("Second?")
+    expect(chat.answer(1)).to_have_attribute("data-state", "error")
+    expect(chat.answer(1)).to_contain_text("A first verified sentence.")
+    expect(chat.answer(1)).to_contain_text("The language model stopped responding.")
+
+    chat.ask("Third?")
+    expect(chat.answer(2)).to_have_attribute("data-state", "error")
+    expect(chat.answer(2)).to_contain_text("ended before it was complete")
+    # Failed turns are not history: each request carried only its own question.
+    assert [len(body["messages"]) for body in chat.chat_bodies()] == [1, 1, 1]
+    # The browser logs the 503 itself; nothing else may go wrong.
+    assert [e for e in chat.errors if "status of 503" not in e] == []
+
+
+def test_history_is_sent_and_new_chat_clears_it(open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, ANSWER_STREAM)] * 3))
+    page = chat.page
+    chat.ask("Who heads the fleet?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+    page.get_by_test_id("question").fill("And since when?")
+    page.get_by_test_id("question").press("Enter")
+    expect(chat.answer(1)).to_have_attribute("data-state", "done")
+    page.get_by_test_id("new-chat").click()
+    expect(page.get_by_test_id("message-assistant")).to_have_count(0)
+    chat.ask("Who heads the fleet?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+
+    answer_text = "Moiseyev <img src=x onerror=alert(1)> heads it [1]. Not a citation [7]."
+    first, second, after_new_chat = chat.chat_bodies()
+    assert first == {"model": "rag", "stream": True, "messages": [{"role": "user", "content": "Who heads the fleet?"}]}
+    assert second["messages"] == [
+        {"role": "user", "content": "Who heads the fleet?"},
+        {"role": "assistant", "content": answer_text},
+        {"role": "user", "content": "And since when?"},
+    ]
+    assert after_new_chat["messages"] == [{"role": "user", "content": "Who heads the fleet?"}]
+    assert chat.errors == []
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[]))
+    box = chat.page.get_by_test_id("question")
+    box.fill("line one")
+    box.press("Shift+Enter")
+    box.press_sequentially("line two")
+    expect(box).to_have_value("line one\nline two")
+    expect(chat.page.get_by_test_id("message-user")).to_have_count(0)
+
+
+# --- the real server, the seeds index and the bundled model ------------------------------------------------
+
+LLM_TIMEOUT_MS = 240_000  # an answer from the bundled model on 2 cores, with the model loading the first time
+
+
+@pytest.fixture(scope="module")
+def server(seeds_assistant: Assistant) -> Iterator[LiveServer]:
+    with LiveServer(seeds_assistant) as live:
+        yield live
+
+
+def _get_json(url: str, key: str = "") -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+@dataclass
+class StreamedAnswer:
+    """An answer as the server streamed it: the text of its content deltas and the delta of its final chunk."""
+
+    text: str
+    final: dict[str, Any]
+
+    @classmethod
+    def parse(cls, stream: str) -> StreamedAnswer:
+        events = [line.removeprefix("data: ") for line in stream.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]", stream[-500:]
+        choices = [json.loads(event)["choices"][0] for event in events[:-1]]
+        assert choices[-1]["finish_reason"] == "stop", stream[-500:]
+        return cls("".join(c["delta"].get("content", "") for c in choices), choices[-1]["delta"])
+
+
+def _ask_and_capture(chat: ChatPage, question: str) -> StreamedAnswer:
+    """Ask in the page, wait until the answer is finished, return the answer as the server sent it."""
+    with chat.page.expect_response(lambda r: r.url == f"{chat.base_url}/v1/chat/completions") as info:
+        chat.ask(question)
+    expect(chat.answer()).not_to_have_attribute("data-state", "streaming", timeout=LLM_TIMEOUT_MS)
+    return StreamedAnswer.parse(info.value.text())
+
+
+@pytest.mark.llm
+def test_a_cited_answer_opens_its_quote_in_the_document(
+    server: LiveServer, open_chat: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    chat = open_chat(server.url)
+    page = chat.page
+    expect(page.locator("#status")).to_contain_text("documents")
+    streamed = _ask_and_capture(chat, "Who is the chief of Russia's Northern Fleet?")
+
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "done")
+    assert "Moiseyev" in (answer.locator(".answer-text").text_content() or "")
+    citations = {c["n"]: c for c in streamed.final["citations"]}
+    markers = answer.get_by_test_id("citation-marker")
+    assert markers.count() >= 1
+    assert {int(m.get_attribute("data-n") or 0) for m in markers.all()} <= set(citations)
+    expect(answer.get_by_test_id("source")).to_have_count(len(citations))
+
+    marker = markers.first
+    citation = citations[int(marker.get_attribute("data-n") or 0)]
+    marker.click()
+    expect(page.get_by_test_id("doc-panel")).to_be_visible()
+    highlight = page.get_by_test_id("doc-highlight")
+    expect(highlight).to_be_in_viewport()
+    assert highlight.text_content() == citation["quote"]
+    # The same span, read from the server independently of the page.
+    doc_path = "/".join(urllib.parse.quote(part, safe="") for part in citation["doc_id"].split("/"))
+    status, doc = _get_json(f"{server.url}/v1/documents/{doc_path}")
+    assert status == 200
+    assert doc["text"][citation["start"] : citation["end"]] == citation["quote"]
+    expect(page.get_by_test_id("doc-title")).to_have_text(doc["title"] or citation["doc_id"])
+
+    screenshot = (
+        REPO / "docs" / "screenshots" / "chat.png" if os.environ.get("RAG_SCREENSHOT") == "1" else tmp_path / "chat.png"
+    )
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+    page.get_by_test_id("doc-close").click()
+    expect(page.get_by_test_id("doc-panel")).to_be_hidden()
+    assert chat.errors == []
+    elsewhere = [r.url for r in chat.requests if not r.url.startswith(f"{server.url}/")]
+    assert elsewhere == []
+
+
+@pytest.mark.llm
+def test_a_follow_up_sends_the_conversation(server: LiveServer, open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(server.url)
+    first = _ask_and_capture(chat, "Who is the chief of Russia's Northern Fleet?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+    _ask_and_capture(chat, "Which fleet does he command?")
+    expect(chat.answer(1)).to_have_attribute("data-state", re.compile("^(done|abstained)$"))
+
+    first_body, second_body = chat.chat_bodies()
+    assert first_body["messages"] == [{"role": "user", "content": "Who is the chief of Russia's Northern Fleet?"}]
+    # The earlier answer goes back as the text that streamed in, with its [n] markers.
+    assert second_body["messages"] == [
+        {"role": "user", "content": "Who is the chief of Russia's Northern Fleet?"},
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "Which fleet does he command?"},
+    ]
+    assert chat.errors == []
+
+
+@pytest.mark.llm
+def test_an_unanswerable_question_is_shown_as_an_abstention(
+    server: LiveServer, open_chat: Callable[..., ChatPage]
+) -> None:
+    chat = open_chat(server.url)
+    streamed = _ask_and_capture(chat, "What is the capital of Australia?")
+    assert streamed.final["abstained"] is True
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "abstained")
+    expect(answer).to_contain_text("No answer in the documents")
+    expect(answer.get_by_test_id("citation-marker")).to_have_count(0)
+    assert chat.errors == []
+
+
+@pytest.mark.llm
+def test_with_an_api_key_the_page_asks_for_it(seeds_assistant: Assistant, open_chat: Callable[..., ChatPage]) -> None:
+    with LiveServer(seeds_assistant, api_key="right-key") as locked:
+        status, refused = _get_json(f"{locked.url}/v1/models", key="wrong-key")
+        assert status == 401
+        chat = open_chat(locked.url)
+        page = chat.page
+        key = page.get_by_test_id("api-key")
+        expect(key).to_be_visible()
+        expect(key).to_be_focused()
+
+        key.fill("wrong-key")
+        chat.ask("Who is the chief of Russia's Northern Fleet?")
+        expect(chat.answer()).to_have_attribute("data-state", "error")
+        expect(chat.answer()).to_contain_text(refused["error"]["message"])
+        expect(key).to_have_attribute("aria-invalid", "true")  # asked for again
+
+        key.fill("right-key")
+        with page.expect_response(lambda r: r.url == f"{locked.url}/v1/chat/completions") as info:
+            chat.ask("Who is the chief of Russia's Northern Fleet?")
+        assert info.value.status == 200
+        assert json.loads(info.value.request.post_data or "{}")["messages"] == [
+            {"role": "user", "content": "Who is the chief of Russia's Northern Fleet?"}
+        ]  # the failed turn is not history
+        assert info.value.request.headers["authorization"] == "Bearer right-key"
+        page.get_by_test_id("stop").click()
+        expect(chat.answer()).to_have_attribute("data-state", "error")
+        expect(chat.answer()).to_have_attribute("data-reason", "aborted")
+        expect(page.get_by_test_id("send")).to_be_enabled()
+        # The server gives the model back when the page stops listening.
+        deadline = time.monotonic() + 60
+        while _get_json(f"{locked.url}/healthz")[1]["llm"]["active"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _get_json(f"{locked.url}/healthz")[1]["llm"]["active"] == 0
+
+        page.reload()  # the key is kept for the tab's session
+        expect(page.get_by_test_id("api-key")).to_have_value("right-key")
+        assert [e for e in chat.errors if "status of 401" not in e] == []
