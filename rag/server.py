@@ -325,6 +325,56 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class ChunkDelta(BaseModel):
+    """The first chunk has ``role``, the middle ones ``content``, the last one the answer's citations."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    citations: list[CitationOut] | None = None
+    abstained: bool | None = None
+    standalone_question: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed answer."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+# Each event of a streamed answer: a chunk, an error (after the response started), or the final [DONE].
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                *(
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": f"#/components/schemas/{name}"},
+                    }
+                    for name in ("ChatCompletionChunk", "ErrorResponse")
+                ),
+            ]
+        }
+    },
+}
+
+
 class ChatCompletion(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -636,7 +686,7 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
             200: {
                 "description": "A chat completion; with `stream: true`, server-sent `chat.completion.chunk` events "
                 "whose last chunk before `[DONE]` carries `delta.citations` and `finish_reason: stop`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
             },
             **_errors(400, 401, 413, 422, 502, 503),
         },
@@ -753,6 +803,17 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
         html = resources.files("rag.web").joinpath("chat.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema plus the streamed chunk's, which no route returns as JSON."""
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            chunk = ChatCompletionChunk.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema["components"]["schemas"].update({**chunk.pop("$defs", {}), "ChatCompletionChunk": chunk})
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
