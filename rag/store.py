@@ -35,7 +35,7 @@ _FILES = ("manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.npy", "de
 
 @dataclass
 class StoredIndex:
-    """A loaded index generation. Vectors, FAISS and BM25 load on first use."""
+    """A loaded index generation. Vectors, FAISS and BM25 load on first use, memory-mapped, not copied."""
 
     root: Path
     path: Path
@@ -60,9 +60,9 @@ class StoredIndex:
     @property
     def faiss_index(self) -> Any:
         if "faiss" not in self._cache:
-            import faiss
+            from rag import dense
 
-            self._cache["faiss"] = faiss.read_index(str(self.path / "dense.faiss"))
+            self._cache["faiss"] = dense.load(self.path / "dense.faiss")
         return self._cache["faiss"]
 
     @property

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from benchmarks import plot_scale
 from benchmarks.run import main, percentile
 
 
@@ -22,9 +24,29 @@ def test_smoke_runs_every_suite(capsys: pytest.CaptureFixture[str]) -> None:
     index, search = results
     assert index["suite"] == "index" and index["documents"] == 5 and index["chunks"] > 20
     assert index["index_chunks_per_s"] > 0 and index["raw_encode_chunks_per_s"] > 0
+    assert set(index["backends"]) == {"torch", "onnx", "onnx-int8"}
+    for backend in index["backends"].values():
+        assert backend["index_chunks_per_s"] > 0 and backend["raw_encode_chunks_per_s"] > 0
+        assert 0 < backend["cosine_vs_torch_min"] <= 1.0001 and backend["seeds_questions"] > 50
+        assert 0 <= backend["seeds_dense_recall@5"] <= 1 and backend["seeds_dense_top1_same_as_torch"] >= 0
     assert search["suite"] == "search"
     for mode in ("dense", "bm25", "hybrid"):
         assert search[mode]["queries"] == 8 and 0 < search[mode]["p50_ms"] <= search[mode]["p95_ms"]
+
+
+def test_startup_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = main(["--suite", "startup", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["suite"] == "startup" and result["chunks"] > 20 and result["default_backend"] == "onnx"
+    for name in ("python_start", "import_rag", "rag_help"):
+        assert result[name]["runs"] == 1 and result[name]["p50_ms"] > 0
+    assert set(result["search_cold"]) == set(result["search_phases"]) == {"onnx"}
+    phases = result["search_phases"]["onnx"]
+    assert list(phases["phases_ms_p50"]) == [
+        "import_cli", "import_library", "index_load", "encoder_load", "encode", "search_load", "search", "render_json"
+    ]  # fmt: skip
+    assert phases["torch_imported"] is False
+    assert result["onnx_export"]["min_cosine_on_probes"] > 0.9999
 
 
 @pytest.mark.llm
@@ -34,3 +56,37 @@ def test_ask_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["questions"] == 2 and len(result["items"]) == 2
     assert result["first_token_ms_p50"] > 0 and result["total_ms_p50"] >= result["first_token_ms_p50"]
     assert result["prompt_tokens_p50"] > 0
+
+
+def test_serve_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = main(["--suite", "serve", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    search = result["search"]
+    assert result["suite"] == "serve" and search["requests"] == 4 and search["statuses"] == {"200": 4}
+    assert search["errors"] == 0 and 0 < search["p50_ms"] <= search["p95_ms"]
+
+
+def test_scale_suite_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (result,) = main(["--suite", "scale", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["suite"] == "scale" and result["data"]["dim"] == 384
+    rows = {r["kind"]: r for r in result["results"]}
+    assert set(rows) == {"flat", "hnsw", "ivf"} and {r["size"] for r in rows.values()} == {2000}
+    for kind, row in rows.items():
+        assert row["params"]["kind"] == kind and row["params"]["ntotal"] == 2000
+        assert 0 <= row["recall_at_10"] <= 1 and row["p50_ms"] <= row["p95_ms"]
+        assert row["index_mb"] >= 2.9  # 2000 x 384 float32 = 2.93 MB: every kind stores the full vectors
+    assert rows["flat"]["recall_at_10"] == 1.0
+    assert rows["ivf"]["params"]["trained_on"] == 2000
+    for kind, name in (("hnsw", "hnsw_ef_search"), ("ivf", "ivf_nprobe")):
+        points = result["sweep"][kind]
+        assert len(points) >= 4 and all(0 <= p["recall_at_10"] <= 1 for p in points)
+        assert [p[name] for p in points] == sorted(p[name] for p in points)
+    charts = plot_scale.main([str(_write(tmp_path / "scale.json", result)), "--out", str(tmp_path / "perf")])
+    assert [c.name for c in charts] == ["latency_vs_size.png", "recall_vs_size.png", "recall_latency_tradeoff.png"]
+    assert all(c.read_bytes().startswith(b"\x89PNG") for c in charts)
+
+
+def _write(path: Path, result: dict) -> Path:
+    path.write_text(json.dumps({"suite": "search"}) + "\n" + json.dumps(result) + "\n")
+    return path

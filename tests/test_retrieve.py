@@ -7,6 +7,7 @@ import pytest
 from rag.assistant import Assistant
 from rag.errors import InputError
 from rag.retrieve import reciprocal_rank_fusion
+from tests.conftest import SEEDS, make_settings
 
 # (question, doc that answers it, section of the answering passage; "any" where a reader quotes the article)
 QUESTIONS = [
@@ -138,3 +139,16 @@ def test_reciprocal_rank_fusion_by_hand() -> None:
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
     assert fused[1][1] == pytest.approx(1 / 61)
     assert fused[2][1] == pytest.approx(1 / 62)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_every_index_kind_finds_the_exact_top_hit(
+    seeds_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> None:
+    assert seeds_assistant.index.manifest["index"]["kind"] == "flat"  # the seeds are far below index.exact_max
+    other = Assistant(make_settings(tmp_path_factory.mktemp(kind), index__kind=kind))
+    other.build_index([str(SEEDS)])
+    assert other.index.manifest["index"]["kind"] == kind
+    for question, _, _ in QUESTIONS:
+        exact = seeds_assistant.search(question, k=1, mode="dense").hits[0].chunk.chunk_id
+        assert other.search(question, k=1, mode="dense").hits[0].chunk.chunk_id == exact, question
