@@ -1,6 +1,6 @@
 """The scale suite: Flat, HNSW and IVF at 10k-1M chunks, built and searched through rag/dense.py.
 
-`python benchmarks/run.py --suite scale [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf] [--queries 200] [--json]`
+`python benchmarks/run.py --suite scale [--sizes 10000,100000,1000000] [--kinds flat,hnsw,ivf] [--queries 200] [--bm25] [--json]`
 
 No corpus of a million chunks ships with the project, so the vectors are synthetic: 384-d unit vectors
 from a mixture of 64 overlapping Gaussians in a 32-d latent space, projected into 384-d with a little
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="scale: corpus sizes in chunks")
     parser.add_argument("--kinds", default="flat,hnsw,ivf", help="scale: index kinds to measure")
     parser.add_argument("--queries", type=int, default=200, help="scale: held-out queries per size")
+    parser.add_argument("--bm25", action="store_true", help="scale: also BM25 over synthetic text at each size")
     parser.add_argument(
         "--faiss-threads",
         type=int,
@@ -244,6 +245,37 @@ def query_encoding() -> dict[str, Any]:
     return {"embedder": type(embedder).__name__, "p50_ms": round(float(np.percentile(times, 50)), 2)}
 
 
+def bm25_latency(n: int) -> dict[str, Any]:
+    """BM25 (the lexical half of hybrid search) over ``n`` synthetic chunks of 150 words drawn from the seeds'
+    own words at their frequencies: build time and per-query p50/p95 over the benchmark questions."""
+    import random
+    import re
+
+    from benchmarks.run import QUERIES, REPO
+    from rag.lexical import BM25Index
+
+    words = re.findall(r"[A-Za-z’']+", " ".join(p.read_text(encoding="utf-8") for p in (REPO / "seeds").iterdir()))
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(words, k=150)) for _ in range(n)]
+    t0 = time.perf_counter()
+    index = BM25Index.build(texts)
+    build = time.perf_counter() - t0
+    del texts
+    index.top(QUERIES[0], 50)
+    times = []
+    for _ in range(5):
+        for query in QUERIES:
+            t1 = time.perf_counter()
+            index.top(query, 50)
+            times.append((time.perf_counter() - t1) * 1000)
+    return {
+        "size": n,
+        "build_seconds": round(build, 2),
+        "p50_ms": round(float(np.percentile(times, 50)), 3),
+        "p95_ms": round(float(np.percentile(times, 95)), 3),
+    }
+
+
 def sizes_of(text: str) -> list[int]:
     return [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
 
@@ -286,6 +318,7 @@ def suite_scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if n == sizes[-1]:
             tradeoff = sweep(largest, vectors, queries, tenth, base, candidates)
     encode = None if args.smoke else query_encoding()
+    lexical = [bm25_latency(n) for n in sizes] if args.smoke or args.bm25 else []
     return {
         "suite": "scale",
         "machine": machine(),
@@ -305,5 +338,7 @@ def suite_scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "query_encode": encode,
         "results": results,
         "sweep": tradeoff,
-        "note": "p50/p95 are the index part of a search; a user's search adds query_encode.p50_ms",
+        "bm25": lexical,
+        "note": "p50/p95 are the index part of a search; a user's search adds query_encode.p50_ms "
+        "(and, in hybrid mode, the bm25 p50_ms)",
     }

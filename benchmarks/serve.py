@@ -47,16 +47,10 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, st
         connection.close()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def load_run(port: int, path: str, bodies: list[dict[str, Any]], clients: int, requests: int) -> dict[str, Any]:
     """``clients`` threads, each sending ``requests`` requests one after another; latency seen by the client."""
+    from benchmarks.run import percentile
+
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     retry_after: list[int] = []
@@ -94,8 +88,8 @@ def load_run(port: int, path: str, bodies: list[dict[str, Any]], clients: int, r
         "ok": ok,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "errors": sum(v for k, v in statuses.items() if k != 200 and k != 503),
-        "p50_ms": round(_percentile(latencies, 50), 1) if latencies else None,
-        "p95_ms": round(_percentile(latencies, 95), 1) if latencies else None,
+        "p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+        "p95_ms": round(percentile(latencies, 95), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
         "wall_s": round(wall, 2),
         "throughput_per_s": round(ok / wall, 2),

@@ -77,6 +77,8 @@ def test_scale_suite_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
         assert 0 <= row["recall_at_10"] <= 1 and row["p50_ms"] <= row["p95_ms"]
         assert row["index_mb"] >= 2.9  # 2000 x 384 float32 = 2.93 MB: every kind stores the full vectors
     assert rows["flat"]["recall_at_10"] == 1.0
+    (lexical,) = result["bm25"]
+    assert lexical["size"] == 2000 and 0 < lexical["p50_ms"] <= lexical["p95_ms"]
     assert rows["ivf"]["params"]["trained_on"] == 2000
     for kind, name in (("hnsw", "hnsw_ef_search"), ("ivf", "ivf_nprobe")):
         points = result["sweep"][kind]
