@@ -6,6 +6,7 @@ OpenAI-compatible server, whose ``delay`` holds an answer slot for as long as a 
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import re
@@ -20,6 +21,7 @@ import pytest
 
 from rag.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
+from rag.server import LLMQueue, QueueFull
 from tests.conftest import SEEDS, make_settings
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import LiveServer
@@ -421,3 +423,40 @@ def test_missing_index_is_a_503_naming_the_fix(tmp_path: Any) -> None:
         assert status == 503 and "rag index" in body["error"]["message"]
         status, _, health = request(live.url, "GET", "/healthz")
         assert status == 503 and health["status"] == "unavailable" and "rag index" in health["error"]
+
+
+def test_queue_is_first_come_first_served_and_bounded() -> None:
+    async def run() -> None:
+        queue = LLMQueue(slots=1, max_queue=3, timeout=5)
+        served: list[str] = []
+        left = {"c": False}
+
+        async def stays() -> bool:
+            return False
+
+        async def waiter(name: str) -> None:
+            async def gone() -> bool:
+                return left.get(name, False)
+
+            if await queue.acquire(gone):
+                served.append(name)
+                await asyncio.sleep(0.01)
+                queue.release(0.01)
+
+        assert await queue.acquire(stays)  # the first takes the slot at once
+        tasks = []
+        for name in "abc":
+            tasks.append(asyncio.create_task(waiter(name)))
+            await asyncio.sleep(0.01)  # arrival order a, b, c
+        assert (queue.active, queue.queued) == (1, 3)
+        with pytest.raises(QueueFull) as full:
+            await queue.acquire(stays)
+        assert full.value.retry_after >= 1
+        left["c"] = True  # c's client goes away while waiting: it leaves the queue
+        await asyncio.sleep(0.6)
+        assert queue.queued == 2
+        queue.release(0.01)
+        await asyncio.gather(*tasks)
+        assert served == ["a", "b"] and (queue.active, queue.queued) == (0, 0)
+
+    asyncio.run(run())
