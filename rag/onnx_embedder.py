@@ -159,12 +159,12 @@ def export_folder(source: Path, variant: str) -> Path:
 
 def ensure_export(name: str, source: Path, variant: str, *, rebuild: bool = False) -> OnnxExport:
     """The checked export of ``source`` for ``variant``, made now (seconds, once) if missing or damaged."""
-    from rag.llm import _locked
+    from rag.llm import file_lock
 
     folder = export_folder(source, variant)
     if not rebuild and (export := read_export(folder)) is not None:
         return export
-    with _locked(folder.with_name(folder.name + ".lock")):
+    with file_lock(folder.with_name(folder.name + ".lock")):
         if not rebuild and (export := read_export(folder)) is not None:  # another process made it meanwhile
             return export
         for stale in folder.parent.glob(f".{folder.name}.*.tmp"):  # left by a killed writer; we hold the lock
