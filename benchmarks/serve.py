@@ -11,7 +11,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,12 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--requests", type=int, default=25, help="search requests per client (default 25)")
     group.add_argument("--ask-clients", type=int, default=4, help="concurrent ask clients (default 4)")
     group.add_argument("--ask-requests", type=int, default=3, help="ask requests per client (default 3)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
@@ -99,6 +92,7 @@ def load_run(port: int, path: str, bodies: list[dict[str, Any]], clients: int, r
 
 def suite_serve(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from benchmarks.run import QUERIES, machine
+    from rag.llm import free_port
 
     index_dir = workdir / "index"
     rag = [sys.executable, "-m", "rag.cli"]
@@ -106,7 +100,7 @@ def suite_serve(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     subprocess.run(
         [*rag, "index", args.corpus, "--index-dir", str(index_dir)], check=True, env=env, capture_output=True
     )
-    port = _free_port()
+    port = free_port()
     log = (workdir / "serve.log").open("w")
     server = subprocess.Popen(
         [*rag, "serve", "--port", str(port), "--index-dir", str(index_dir)], env=env, stdout=log, stderr=log

@@ -226,6 +226,17 @@ def standalone_question(model: ChatModel, question: str, history: list[Turn], tu
     return rewritten or question
 
 
+def validate_question(question: str, settings: Settings) -> str:
+    """``question`` stripped, or an ``InputError`` naming the problem (empty, or over answer.max_question_chars)."""
+    return validate_text(
+        question,
+        settings.answer.max_question_chars,
+        what="question",
+        setting="RAG_ANSWER_MAX_QUESTION_CHARS",
+        hint='ask something, e.g. "Who heads Russia\'s Northern Fleet?"',
+    )
+
+
 def answer_events(
     settings: Settings,
     retriever: Retriever,
@@ -242,13 +253,7 @@ def answer_events(
     the generator ends without an ``Answer``.
     """
     started = time.perf_counter()
-    question = validate_text(
-        question,
-        settings.answer.max_question_chars,
-        what="question",
-        setting="RAG_ANSWER_MAX_QUESTION_CHARS",
-        hint='ask something, e.g. rag ask "Who heads Russia\'s Northern Fleet?"',
-    )
+    question = validate_question(question, settings)
     prompt = load_prompt("answer")
     timings: dict[str, int] = {}
     usage: dict[str, int] = {}

@@ -438,7 +438,8 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -454,7 +455,7 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 
 def _start_server(model: BundledModel, model_path: Path, persistent: bool, start_timeout: float) -> ServerHandle:
     env = _server_env()
-    port = _free_port()
+    port = free_port()
     log_path = cache_dir() / f"server-{model.variant}.log"
     command = server_command(model, model_path, port)
     with log_path.open("wb") as log:

@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.answering import Answer, Turn
+from rag.answering import Answer, Turn, validate_question
 from rag.assistant import Assistant
 from rag.config import ServerSettings
 from rag.errors import (
@@ -40,7 +40,6 @@ from rag.errors import (
     LLMError,
     RagError,
 )
-from rag.retrieve import validate_text
 
 log = logging.getLogger("rag.server")
 
@@ -588,7 +587,6 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
         docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN: this server works offline
         redoc_url=None,
     )
-    app.state.assistant, app.state.queue, app.state.settings = assistant, queue, settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -658,13 +656,7 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
     # -- answers --
 
     async def start_answer(request: Request, question: str, history: list[Turn]) -> AnswerRun | None:
-        validate_text(
-            question,
-            assistant.settings.answer.max_question_chars,
-            what="question",
-            setting="RAG_ANSWER_MAX_QUESTION_CHARS",
-            hint="ask a shorter question",
-        )
+        validate_question(question, assistant.settings)  # 422 now: once streaming starts, errors are events
         await run_in_threadpool(lambda: assistant.retriever)  # a missing or damaged index: 503 before anything starts
         run = AnswerRun(assistant, queue, request, question, history)
         return run if await run.start() else None
@@ -798,9 +790,10 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
             return JSONResponse(Health(status="unavailable", error=str(exc), **health).model_dump(), 503)
         return {"status": "ok", "documents": len(index.documents), "chunks": len(index.chunks), **health}
 
+    html = resources.files("rag.web").joinpath("chat.html").read_text(encoding="utf-8")  # read once, served often
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
-        html = resources.files("rag.web").joinpath("chat.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
     default_openapi = app.openapi
