@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from rag.citations import (
     CitationBook,
     Claim,
     is_refusal,
+    mentions_loosely,
+    premise_terms,
     render_sentence,
     split_claims,
     unmatched_question_entities,
@@ -27,7 +30,9 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.retrieve import Retriever, validate_text
+from rag.questions import sub_questions
+from rag.retrieve import Retriever, merge_hits, validate_text
+from rag.verify import Judge, is_verbatim, negations
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 
@@ -88,9 +93,11 @@ class Answer:
 class ChatModel:
     """The language model behind the ``openai`` client; errors become ``LLMError`` naming the endpoint."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "answer") -> None:
         self.settings = settings
+        self.role = role  # "judge": the bundled model's judge server (logprobs on); an endpoint serves both
         self._client: Any = None
+        self._judge: Judge | None = None
         self.model = ""
 
     @property
@@ -98,7 +105,7 @@ class ChatModel:
         if self._client is None:
             from rag.llm import make_client
 
-            self._client, self.model = make_client(self.settings.llm)
+            self._client, self.model = make_client(self.settings.llm, role=self.role)
         return self._client
 
     def _create(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
@@ -159,19 +166,26 @@ class ChatModel:
         # chatml wraps each message in <|im_start|>role ... <|im_end|>: about 5 tokens each, plus the reply's opener.
         return {"prompt_tokens": count + 5 * len(messages) + 3, "completion_tokens": deltas}
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
-        """The text of one non-streamed chat completion."""
+    def raw_completion(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
+        """One non-streamed chat completion as the client returns it, checked to have choices."""
         import openai
 
         try:
-            response = self._create(messages, max_tokens)
+            response = self._create(messages, max_tokens, **extra)
             if not isinstance(response.choices, list):  # JSON of another shape: the client leaves fields None
                 raise self._malformed(f"a body without choices: {str(response)[:200]}")
-            text = response.choices[0].message.content if response.choices else ""
+            if response.choices:
+                _ = response.choices[0].message.content
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
         except (ValueError, AttributeError) as exc:  # a body that is not JSON (the client returns it as a str)
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        return response
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
+        """The text of one non-streamed chat completion."""
+        response = self.raw_completion(messages, max_tokens)
+        text = response.choices[0].message.content if response.choices else ""
         if usage is not None and response.usage is not None:
             usage.update(prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens)
         return text or ""
@@ -208,22 +222,46 @@ class ChatModel:
             return LLMError(f"{where} answered HTTP {exc.status_code}{after}: {str(exc)[:300]}")
         return LLMError(f"{where} failed: {exc}")
 
-    def judge(self, claim: str, evidence: str) -> bool:
-        """The model as a yes/no judge: does ``evidence`` support ``claim``?"""
-        messages = load_prompt("judge").render(claim=claim, evidence=evidence)
-        return self.complete(messages, max_tokens=3).strip().upper().startswith("YES")
+    @property
+    def judge_model(self) -> Judge:
+        """The entailment judge on this endpoint (the bundled model's judge server, which returns logprobs)."""
+        if self._judge is None:
+            self._judge = Judge(self if self.settings.llm.base_url else ChatModel(self.settings, role="judge"))
+        return self._judge
+
+    def judge(self, claim: str, evidence: str) -> float:
+        """The probability that ``evidence`` supports ``claim`` (no question given), from the judge."""
+        return self.judge_model.support("", claim, evidence)
 
 
 def standalone_question(model: ChatModel, question: str, history: list[Turn], turns: int) -> str:
-    """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges."""
+    """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges.
+
+    The most recent exchange is marked as such: "there" after a turn about Lisbon means Lisbon, even when an
+    earlier turn was about Tallinn. A rewrite that brings in a name from an older turn while the follow-up
+    and the last turn name none of it is refused in favour of one anchored on the last question.
+    """
     if not history:
         return question
-    lines = []
-    for turn in history[-turns:]:
-        lines += [f"User: {turn.question}", f"Assistant: {turn.answer}"]
-    rewritten = model.complete(load_prompt("rewrite").render(history="\n".join(lines), question=question), 80)
-    rewritten = rewritten.strip().strip('"').splitlines()[0].strip() if rewritten.strip() else ""
-    return rewritten or question
+    recent = history[-turns:]
+
+    def exchange(turn: Turn) -> str:
+        return f"User: {turn.question}\nAssistant: {turn.answer}"
+
+    earlier = "\n".join(exchange(t) for t in recent[:-1]) or "(none)"
+    messages = load_prompt("rewrite").render(history=earlier, last=exchange(recent[-1]), question=question)
+    rewritten = model.complete(messages, 80).strip()
+    rewritten = rewritten.strip('"').splitlines()[0].strip().strip('"') if rewritten else ""
+    rewritten = re.sub(r"^(?:standalone question|question)\s*:\s*", "", rewritten, flags=re.IGNORECASE)
+    if not rewritten:
+        return question
+    latest = f"{question} {recent[-1].question} {recent[-1].answer}"
+    older = " ".join(f"{t.question} {t.answer}" for t in recent[:-1])
+    stray = [t for t in premise_terms(rewritten) if not mentions_loosely(latest, t) and mentions_loosely(older, t)]
+    if stray:  # the referent came from an older turn: anchor on the last question's subject instead
+        subject = [t for t in premise_terms(recent[-1].question) if not mentions_loosely(question, t)]
+        return f"{question.rstrip(' ?')} ({' '.join(subject)})?" if subject else question
+    return rewritten
 
 
 def validate_question(question: str, settings: Settings) -> str:
@@ -261,9 +299,12 @@ def answer_events(
     if standalone != question:
         timings["rewrite"] = _ms(started)
     t0 = time.perf_counter()
+    parts = sub_questions(standalone)
     hits = retriever.search(standalone, k=settings.answer.k)
+    if parts:  # a two-part question: each part is looked up too, and the evidence keeps the best for each
+        hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
     passages = select_evidence(
-        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars
+        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars, parts
     )
     timings["retrieve"] = _ms(t0)
     texts = retriever.index.texts
@@ -271,7 +312,6 @@ def answer_events(
     aligner = Aligner(standalone, passages, retriever.embedder, texts)
     emitted: list[str] = []
     unsupported: list[str] = []
-    pending: list[Claim] = []  # borderline claims, settled by the judge once generation is over
 
     def emit(claim: Claim, supported: bool) -> str | None:
         if not claim.needs_citation:
@@ -293,6 +333,23 @@ def answer_events(
         timings.setdefault("first_output", _ms(started))  # when the user sees the first verified words
         return piece
 
+    judge = model.judge_model if settings.answer.judge else None
+    threshold = settings.answer.support_threshold
+
+    def supported(claim: Claim) -> bool:
+        """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
+        if not claim.evidence or claim.missing:
+            return False
+        quote = " ".join(s.text for s in claim.evidence)
+        if negations(claim.text) > negations(quote):  # "did not lead" against "led": never support
+            return False
+        if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
+            return aligner.settle(claim, None)
+        if emitted and is_verbatim(claim.text, quote):
+            return True  # the quote's own words, after a first sentence the judge found to answer the question
+        return judge.support(standalone, claim.text, quote) >= threshold
+
+    t_judge = judge.seconds if judge is not None else 0.0
     raw = ""
     done = 0  # claims of ``raw`` already handled
     if passages and not off_premise:
@@ -311,26 +368,40 @@ def answer_events(
             if not raw:
                 timings["first_token"] = _ms(t_llm)
             raw += delta
+            if is_refusal(raw):
+                continue
             claims = split_claims(raw)
             for text, markers in claims[done : max(done, len(claims) - 1)]:  # the last may be unfinished
                 claim = aligner.claim(text, markers)
-                if pending or claim.supported is None:
-                    pending.append(claim)
-                elif (piece := emit(claim, claim.supported)) is not None:
+                if (piece := emit(claim, supported(claim))) is not None:
                     yield shown(piece)
             done = max(done, len(claims) - 1)
         timings["generate"] = _ms(t_llm)
-        refused = is_refusal(raw)
-        for text, markers in split_claims(raw)[done:]:
-            pending.append(aligner.claim(text, markers))
-        judge = model.judge if settings.answer.judge else None
-        for claim in pending:
-            if cancel is not None and cancel.is_set():
-                return
-            if refused and not claim.evidence:
-                continue
-            if (piece := emit(claim, aligner.settle(claim, judge))) is not None:
-                yield shown(piece)
+        if not raw.strip():
+            raise LLMError(
+                f"the language model ({model.model or 'unknown'}) returned an empty answer; "
+                "check that RAG_LLM_MODEL is a chat model that follows instructions"
+            )
+        if not is_refusal(raw):
+            for text, markers in split_claims(raw)[done:]:
+                if cancel is not None and cancel.is_set():
+                    return
+                if (piece := emit(claim := aligner.claim(text, markers), supported(claim))) is not None:
+                    yield shown(piece)
+        if not emitted and judge is not None:
+            # Extractive fallback: the model refused, or nothing it wrote could be verified, yet a retrieved
+            # sentence may answer the question. The judge's score on the sentence itself decides.
+            for sentence in aligner.best_sentences(settings.answer.fallback_sentences):
+                if cancel is not None and cancel.is_set():
+                    return
+                claim = aligner.quoted(sentence)
+                if judge.support(standalone, claim.text, sentence.text) >= threshold:
+                    if (piece := emit(claim, True)) is not None:
+                        yield shown(piece)
+                    timings["fallback"] = 1
+                    break
+    if judge is not None:
+        timings["judge"] = round((judge.seconds - t_judge) * 1000)
     abstained = not emitted
     if abstained:
         yield shown(ABSTAIN_TEXT)

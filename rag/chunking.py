@@ -65,6 +65,27 @@ _ABBREVIATIONS = frozenset(
 )
 _DOTTED = re.compile(r"(?:[A-Za-z]\.)*[A-Z]|(?:[A-Za-z]\.)+[A-Za-z]")  # J, U.S, e.g
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\u00a0]*\n")
+# Lines that are structure, not prose: each ends a sentence (see _lines).
+_HEADING = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]+|$)")  # Markdown "## How much can Orbi carry?"
+_BULLET = re.compile(r"[ \t]*[-*+•▪◦‣][ \t]+(?=\S)")  # "- ", "* ", "• "
+_NUMBERED = re.compile(r"[ \t]*\d{1,3}[.)][ \t]+(?=\S)")  # "1. ", "2) "; or a wrap before "24. " in "Feb.\n24."
+_TABLE_ROW = re.compile(r"[ \t]*\|")  # "| Capacity | 120 people |"
+_RULE = re.compile(r"[ \t]*([^\w\s])(?:[ \t]*\1){2,}[ \t]*")  # "---", "* * *", "======", "//////", "——————"
+# Last words after which a line cannot end a sentence, so a line break after them is a wrap.
+_CONTINUING_WORDS = frozenset(
+    "a an the of to in on at for with by from into onto about than and or but nor as that which who whose whom "
+    "including such is are was were be been has have had will would could should can may might its his her "
+    "their our my your this these those".split()
+)
+_NEVER_STARTS = frozenset(".,;:!?)]}”’%")  # characters no sentence starts with
+_WIDTH_CONTEXT = 5  # lines on each side that show whether the text is hard-wrapped, and at what width
+# A wrapped line has at least this many other lines near it that are at most this much shorter.
+_WRAP_SIBLINGS = 2
+_WRAP_SLACK = 10
+# Hard-wrapped prose is wrapped at 40 to 120 columns; a shorter line before a capital is a title or a
+# caption, a longer one a paragraph of its own (scraped pages, HTML extraction).
+_MIN_WRAP_WIDTH = 40
+_MAX_WRAP_WIDTH = 120
 
 
 @dataclass(frozen=True)
@@ -101,28 +122,129 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _lines(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
-    """Logical lines of ``text[start:end]`` as (start, end, starts_paragraph).
+@dataclass(frozen=True)
+class _Line:
+    """A non-blank physical line: ``text[start:end]`` is its content, without indentation or structure marker."""
 
-    A hard-wrapped line (the next one goes on in lower case) is joined to the next. Paragraphs are
-    separated by blank lines where the text has any; otherwise every line is a paragraph.
+    first: int  # the line's first character that is not white space (its marker, if it has one)
+    start: int
+    end: int
+    kind: str  # "heading", "bullet", "number" (a numbered list item), "row", "rule" or "prose"
+    blank_before: bool  # a blank line separates it from the line before
+
+
+def _kind(text: str, begin: int, end: int) -> tuple[str, int, int]:
+    """The kind of the physical line ``text[begin:end]`` and its content span without the structure marker."""
+    line = text[begin:end]
+    if _RULE.fullmatch(line):
+        return "rule", begin, end
+    for kind, marker in (("heading", _HEADING), ("bullet", _BULLET), ("number", _NUMBERED), ("row", _TABLE_ROW)):
+        m = marker.match(line)
+        if m:
+            content_end = end
+            if kind == "heading":
+                closing = re.search(r"[ \t]+#+[ \t]*$", line)  # "## Title ##"
+                content_end = begin + closing.start() if closing and closing.start() >= m.end() else end
+            elif kind == "row":
+                content_end = begin + len(line.rstrip(" \t|"))
+                if not re.search(r"\w", line):
+                    return "rule", begin, end  # a table's "|---|---|"
+            return kind, begin + m.end(), max(content_end, begin + m.end())
+    return "prose", begin, end
+
+
+def _physical_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The lines (begin, end before the newline) that ``text[start:end]`` touches, and ``_WIDTH_CONTEXT`` more.
+
+    The lines on each side make the decision at a line break independent of where the range starts.
     """
-    raw = [(start + m.start(), start + m.end()) for m in re.finditer(r"[^\n]*\S[^\n]*", text[start:end])]
-    blank_paragraphs = bool(_PARAGRAPH_BREAK.search(text, start, end))
-    lines: list[tuple[int, int, bool]] = []
-    for line_start, line_end in raw:
-        blank_before = bool(lines) and bool(_PARAGRAPH_BREAK.search(text, lines[-1][1], line_start + 1))
-        if lines and not blank_before and _continues(text, lines[-1][1], line_start):
-            lines[-1] = (lines[-1][0], line_end, lines[-1][2])
-        else:
-            lines.append((line_start, line_end, not lines or not blank_paragraphs or blank_before))
+    begin = text.rfind("\n", 0, start) + 1
+    for _ in range(_WIDTH_CONTEXT):
+        if begin == 0:
+            break
+        begin = text.rfind("\n", 0, begin - 1) + 1
+    stop = end
+    for _ in range(_WIDTH_CONTEXT + 1):
+        newline = text.find("\n", stop)
+        stop = len(text) if newline < 0 else newline + 1
+    lines = []
+    while begin < stop:
+        newline = text.find("\n", begin, stop)
+        line_end = stop if newline < 0 else newline
+        lines.append((begin, line_end))
+        begin = line_end + 1
     return lines
 
 
-def _continues(text: str, prev_end: int, line_start: int) -> bool:
-    """Whether a line break inside a paragraph is only a wrap: no end punctuation, next line in lower case."""
-    first = text[line_start : line_start + 1]
-    return first.islower() and text[prev_end - 1] not in '.!?:;"”’'
+def _lines(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
+    """Logical lines of ``text[start:end]`` as (start, end, starts_paragraph): sentences never cross their ends.
+
+    Structure ends a sentence: a Markdown heading, list item, table row or rule is a line of its own, and
+    so is a line the writer ended early (a title, a byline, one paragraph per line as HTML extraction and
+    scraped pages give). A hard wrap inside a paragraph is only a space. Paragraphs are separated by
+    blank lines where the text has any; otherwise every logical line is a paragraph.
+    """
+    physical = _physical_lines(text, start, end)
+    widths = [len(text[b:e].rstrip()) if text[b:e].strip() else -1 for b, e in physical]  # -1: a blank line
+    blank_paragraphs = bool(_PARAGRAPH_BREAK.search(text, start, end))
+    lines: list[tuple[int, int, bool]] = []
+    previous: _Line | None = None
+    for i, (begin, line_end) in enumerate(physical):
+        if widths[i] < 0:
+            continue
+        kind, content_start, content_end = _kind(text, begin, line_end)
+        first = _trimmed(text, begin, line_end)[0]
+        line = _Line(first, *_trimmed(text, content_start, content_end), kind, i == 0 or widths[i - 1] < 0)
+        if line.start >= end:
+            break
+        if kind == "rule":  # "---", "* * *": a boundary, not a sentence
+            previous = line
+            continue
+        clipped_start, clipped_end = _trimmed(text, max(start, line.start), min(end, line.end))
+        if clipped_start < clipped_end:
+            if lines and previous is not None and _continues(text, previous, line, widths, i):
+                lines[-1] = (lines[-1][0], clipped_end, lines[-1][2])
+            else:
+                starts_paragraph = not lines or not blank_paragraphs or line.blank_before or kind == "heading"
+                lines.append((clipped_start, clipped_end, starts_paragraph))
+        previous = line
+    return lines
+
+
+def _continues(text: str, previous: _Line, line: _Line, widths: list[int], i: int) -> bool:
+    """Whether the break between ``previous`` and ``line`` (line ``i``, both non-blank) only wraps running prose."""
+    if line.blank_before or previous.kind in ("heading", "row", "rule") or line.kind not in ("prose", "number"):
+        return False
+    last = text[previous.end - 1]
+    if line.kind == "number":  # "1. Board at gate 4" is a list item, "... said on Feb.\n24. The" a wrap
+        return previous.kind == "prose" and last != ":" and _is_wrap(text, line, widths, i)
+    if last != ":":  # a lead-in ("... set the context excellently:") ends its line unless the line is full
+        if text[line.start] in _NEVER_STARTS:
+            return True  # "crew\n.": an HTML inline element was put on a line of its own
+        letter = re.search(r"\w", text[line.start : line.start + 3])
+        if letter and letter.group(0).islower():
+            return True  # "... the talks lasted\nsix hours": a sentence never starts in lower case
+        last_word = re.search(r"\w+$", text[previous.start : previous.end])
+        if last in ",;(&" or (last_word and last_word.group(0).lower() in _CONTINUING_WORDS):
+            return True  # "... 300 passengers,\nIncluding", "... up to\n120 people": the sentence goes on
+    return _is_wrap(text, line, widths, i)
+
+
+def _is_wrap(text: str, line: _Line, widths: list[int], i: int) -> bool:
+    """Whether the line before ``line`` (line ``i``) was broken only because the next word did not fit.
+
+    Wrapped text breaks a line only where the next word does not fit, and its other lines come close to the
+    same width. A line that had room for the word, one alone in being that long, or one longer than anyone
+    wraps at, was ended by the writer: a title, a byline, a caption, a paragraph per line.
+    """
+    width = widths[i - 1]
+    near = [w for w in widths[max(0, i - 1 - _WIDTH_CONTEXT) : i + 1 + _WIDTH_CONTEXT] if w >= 0]
+    next_word = len(text[line.first : line.end].split(maxsplit=1)[0])
+    return (
+        _MIN_WRAP_WIDTH <= width <= _MAX_WRAP_WIDTH
+        and width + 1 + next_word > max(near)
+        and sum(w >= width - _WRAP_SLACK for w in near) > _WRAP_SIBLINGS
+    )
 
 
 def _units(text: str, start: int, end: int, max_len: int) -> list[Unit]:

@@ -43,13 +43,21 @@ _SENTENCE_STARTERS = frozenset(
     "the a an this that these those it its he she his her they their we i you in on at according however yes "
     "no there after before during while when both also as but and so for to of by with from what who which "
     "where why how if then one some all is are was were has have had do does did can could will would should "
-    "may might must".split()
+    "may might must whom whose whatever whichever whoever whenever wherever name list describe explain".split()
 )
 # Talk about the prompt itself ("according to passage [2]") is not part of the answer.
 _PASSAGE_TALK = re.compile(
     r",?\s*\(?(?:(?:as\s+)?(?:stated|mentioned|according)\s+(?:in|to)|from|in)\s+(?:the\s+)?passages?\s*\[?\d+\]?\)?",
     re.IGNORECASE,
 )
+# Filler about the sources rather than the answer: "The article states that ...", "According to the passages, ...".
+_FILLER = re.compile(
+    r"^(?:(?:according\s+to|based\s+on)\s+the\s+(?:provided\s+)?(?:articles?|passages?|texts?|documents?|sources?)"
+    r"\s*,\s*|the\s+(?:articles?|passages?|texts?|documents?|sources?)\s+(?:states?|says?|mentions?|notes?|reports?"
+    r"|explains?|indicates?)\s+that\s+)",
+    re.IGNORECASE,
+)
+_BARE_VERDICT = re.compile(r"(?:yes|no)[.!,;:]?", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"\b(?:reader|readers|comment|commenter|commented|commenters)\b", re.IGNORECASE)
 
 Judge = Callable[[str, str], bool]
@@ -164,14 +172,22 @@ def is_refusal(text: str) -> bool:
 def split_claims(raw: str) -> list[tuple[str, tuple[int, ...]]]:
     """Answer sentences with the marker numbers the model put on each, markers removed from the text."""
     text = _MARKER_AFTER_STOP.sub(lambda m: f"{m.group(2)}{m.group(1)}", raw.strip())
-    claims = []
+    claims: list[tuple[str, tuple[int, ...]]] = []
+    verdict = ""  # a bare "No." joins the sentence after it: "No — Kerry met Putin for four hours."
     for start, end in sentence_spans(text):
         sentence = text[start:end]
         numbers = tuple(int(n) for group in _MARKERS.findall(sentence) for n in re.split(r"\s*[,;]\s*", group))
         clean = " ".join(_MARKERS.sub("", _PASSAGE_TALK.sub("", sentence)).split()).lstrip(",;: ")
+        clean = _FILLER.sub("", clean)
         clean = clean[:1].upper() + clean[1:]
+        if _BARE_VERDICT.fullmatch(clean):
+            verdict = clean.rstrip(".!,;: ").capitalize()
+            continue
         if clean and re.search(r"\w", clean):
-            claims.append((clean, numbers))
+            claims.append((f"{verdict} — {clean}" if verdict else clean, numbers))
+            verdict = ""
+    if verdict:
+        claims.append((f"{verdict}.", ()))
     return claims
 
 
@@ -240,6 +256,15 @@ class Aligner:
         asked = {w.lower() for w in premise_terms(self.question)}
         setting = self.context_of[id(first)]
         return evidence, tuple(w for w in missing if not (w.lower() in asked and mentions_loosely(setting, w)))
+
+    def best_sentences(self, n: int) -> list[Sentence]:
+        """The ``n`` evidence sentences that best match the question (candidates for an extractive answer)."""
+        statements = [s for s in self.sentences if not s.text.rstrip().endswith("?")]
+        return sorted(statements, key=lambda s: -s.score)[:n]
+
+    def quoted(self, sentence: Sentence) -> Claim:
+        """An evidence sentence as an answer sentence of its own, quoting itself."""
+        return Claim(" ".join(sentence.text.split()), (), (sentence,), 1.0, 1.0, True)
 
     def settle(self, claim: Claim, judge: Judge | None) -> bool:
         """Whether a claim is supported: the aligner's verdict, or the judge's for a borderline one."""

@@ -266,7 +266,11 @@ def eval_cmd(
     out_path: Annotated[Path | None, typer.Option("--out", help="Report folder (default eval-out/NAME).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep the answers of an interrupted run.")] = False,
     judge: Annotated[
-        bool, typer.Option("--judge/--no-judge", help="ALCE citation scores with the model as judge.")
+        bool,
+        typer.Option(
+            "--judge/--no-judge",
+            help="ALCE citation scores, judged by the answering model or by RAG_EVAL_JUDGE_BASE_URL + _MODEL.",
+        ),
     ] = True,
     retrieval_only: Annotated[
         bool, typer.Option("--retrieval-only", help="Only retrieval metrics: no language model (seconds).")
@@ -274,6 +278,17 @@ def eval_cmd(
     check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric falls below this baseline.")] = None,
     write_baseline: Annotated[
         Path | None, typer.Option("--write-baseline", help="Save this run's metrics as a baseline for --check.")
+    ] = None,
+    support: Annotated[
+        Path | None,
+        typer.Option(
+            "--support",
+            help="Measure the support verifier on labelled (claim, quote) pairs instead, e.g. evals/support.jsonl: "
+            "the threshold is fitted on the dev half, precision and recall reported on the test half.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="With --support: report at this threshold, fit none.")
     ] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -283,9 +298,35 @@ def eval_cmd(
     from rag.config import load_settings
     from rag.evaluation import baseline_from, check_gate, evaluate, load_baseline
 
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    if support is not None:
+        from rag.answering import ChatModel
+        from rag.support import evaluate_support, load_support_set, support_markdown
+
+        pairs = load_support_set(support)
+        if sample is not None:
+            import random
+
+            pairs = sorted(random.Random(seed).sample(pairs, min(sample, len(pairs))), key=pairs.index)
+        pairs = pairs[:limit] if limit is not None else pairs
+        out_dir = out_path or Path("eval-out") / support.stem
+        with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("pairs", total=len(pairs))
+            report = evaluate_support(
+                ChatModel(load_settings()).judge_model, pairs, threshold=threshold,
+                on_pair=lambda n, total: progress.update(task, completed=n),
+            )  # fmt: skip
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "support.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (out_dir / "support.md").write_text(support_markdown(report), encoding="utf-8")
+        if as_json:
+            _print_json({k: v for k, v in report.items() if k != "items"})
+        else:
+            out.print(support_markdown(report).split("By kind")[0].rstrip())
+            out.print(f"Report: {out_dir / 'support.md'} (and support.json).")
+        return
     baseline = load_baseline(check) if check else None
     out_dir = out_path or Path("eval-out") / dataset.stem
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("questions", total=None)
 
@@ -373,45 +414,53 @@ Variant = Annotated[str | None, typer.Option("--variant", help="1.5b (default) o
 @llm_app.command("start")
 @_reports_errors
 def llm_start(variant: Variant = None) -> None:
-    """Start the bundled model server and keep it running for later `rag` commands."""
-    from rag.llm import ensure_server
+    """Start the bundled model's servers (the answer server and its judge) and keep them for later commands."""
+    from rag.llm import ROLES, ensure_server
 
-    handle = ensure_server(_variant(variant), persistent=True)
-    out.print(f"{handle.model} serving at {handle.base_url} (pid {handle.pid}); stop it with `rag llm stop`.")
+    for role in ROLES:
+        handle = ensure_server(_variant(variant), persistent=True, role=role)
+        out.print(f"{handle.model} ({role}) serving at {handle.base_url} (pid {handle.pid}).")
+    out.print("Stop them with `rag llm stop`.")
 
 
 @llm_app.command("stop")
 @_reports_errors
 def llm_stop(variant: Variant = None) -> None:
-    """Stop the bundled model server."""
-    from rag.llm import stop_server
+    """Stop the bundled model's servers."""
+    from rag.llm import ROLES, stop_server
 
     name = _variant(variant)
-    out.print(f"Stopped the {name} server." if stop_server(name) else f"No {name} server was running.")
+    for role in ROLES:
+        stopped = stop_server(name, role)
+        out.print(f"Stopped the {name} {role} server." if stopped else f"No {name} {role} server was running.")
 
 
 @llm_app.command("status")
 @_reports_errors
 def llm_status(variant: Variant = None, as_json: AsJson = False) -> None:
-    """Show whether the bundled model server is running, and the endpoint in use."""
+    """Show whether the bundled model's servers are running, and the endpoint in use."""
     from rag.config import load_settings
-    from rag.llm import server_status
+    from rag.llm import ROLES, server_status
 
     settings = load_settings()
-    status = server_status(_variant(variant))
+    statuses = {role: server_status(_variant(variant), role) for role in ROLES}
     if as_json:
-        _print_json({"configured_base_url": settings.llm.base_url or None, "server": status})
+        _print_json(
+            {"configured_base_url": settings.llm.base_url or None, "server": statuses["answer"], "servers": statuses}
+        )
         return
     if settings.llm.base_url:
         out.print(
             f"Configured endpoint: {settings.llm.base_url} (model {settings.llm.model!r}); the bundled server is not used."
         )
-    if status is None:
-        out.print(
-            f"No {_variant(variant)} server is running; `rag ask` starts one for its own run, `rag llm start` keeps one."
-        )
-    else:
-        out.print(f"{status['model']} {status['status']} at {status['base_url']} (pid {status['pid']}).")
+    for role, status in statuses.items():
+        if status is None:
+            out.print(
+                f"No {_variant(variant)} {role} server is running; `rag ask` starts one for its own run, "
+                "`rag llm start` keeps one."
+            )
+        else:
+            out.print(f"{status['model']} ({role}) {status['status']} at {status['base_url']} (pid {status['pid']}).")
 
 
 def main() -> None:

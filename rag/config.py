@@ -74,10 +74,15 @@ class RetrieveSettings:
 @dataclass
 class AnswerSettings:
     k: int = 6  # passages retrieved for a question
+    part_k: int = 3  # passages retrieved for each part of a two-part question, besides the whole question's
     evidence_chars: int = 1200  # budget of evidence sentences in the prompt (about 300 tokens)
     max_tokens: int = 200
     temperature: float = 0.0
-    judge: bool = True  # ask the model yes/no about borderline citations
+    judge: bool = True  # the model as entailment judge of every answer sentence (false: lexical checks only)
+    # A sentence is shown as supported when the judge's P(YES) reaches this; fitted on the dev half of
+    # evals/support.jsonl for precision >= 0.97 (`rag eval --support`, docs/evaluation.md).
+    support_threshold: float = 0.5
+    fallback_sentences: int = 2  # retrieved sentences the judge tries as the answer when the model's fail
     max_question_chars: int = 1000
     history_turns: int = 3  # turns of a chat used to rewrite a follow-up question
 
@@ -106,6 +111,14 @@ class ServerSettings:
 
 
 @dataclass
+class EvalSettings:
+    # A separate judge for ALCE citation scores in `rag eval`; empty judge_base_url: the answering model judges.
+    judge_base_url: str = ""  # an OpenAI-compatible endpoint (RAG_EVAL_JUDGE_BASE_URL)
+    judge_model: str = ""  # the model that endpoint serves; needed with judge_base_url
+    judge_api_key: str = ""  # sent only to judge_base_url; never written to a report
+
+
+@dataclass
 class Settings:
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
@@ -116,6 +129,7 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
 
     def validate(self) -> Settings:
         """Check values that would otherwise fail deep inside a stage."""

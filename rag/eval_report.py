@@ -16,14 +16,27 @@ DEFINITIONS = {
     "sentences) overlaps a gold span",
     "retrieval_mrr": "mean of 1/rank of the first retrieved chunk overlapping a gold span (0 when none in the top 10)",
     "keyword_accuracy_answerable": "share of answerable questions whose answer contains every keyword "
-    "(alternatives with |); an abstention scores 0",
+    "(alternatives with |; a yes_no question also needs the right yes/no); an abstention scores 0; questions "
+    "without keywords (SQuAD) are not counted",
+    "answered_correct": "share of answerable questions answered correctly: keyword accuracy where there are "
+    "keywords (or a yes/no), else the normalised answer contains a reference; an abstention scores 0",
+    "wrong_but_verified": "share of all asked questions that got a wrong answer shown as verified: an answerable "
+    "one answered incorrectly (as answered_correct), a false-premise one whose premise was accepted, or any "
+    "other unanswerable one answered; an abstention is not wrong",
+    "yes_no_correct": "share of yes_no questions whose answer starts with (or whose first sentence says) the "
+    "reference's yes/no; an abstention scores 0",
+    "premise_handled": "share of false_premise questions on which the answer abstains or corrects the premise "
+    "(a negation such as no, not, never, n't, and at least one citation)",
     "exact_match / f1": "SQuAD v2.0 exact match and token F1 against the reference answer(s), after SQuAD "
     "normalisation; an abstention is the empty answer, which scores 1 on an unanswerable question",
     "contains_answer_answerable": "share of answerable questions whose normalised answer contains a normalised reference",
     "abstention_precision / recall / f1": "unanswerable is the positive class: precision = correct abstentions / "
-    "abstentions, recall = correct abstentions / unanswerable questions",
+    "abstentions, recall = correct abstentions / unanswerable questions, f1 = 2tp / (2tp + fp + fn); an answer "
+    "that corrects a false premise counts as an abstention; n/a when nothing was measured (no abstentions, no "
+    "unanswerable questions)",
     "alce_recall": "ALCE citation recall (Gao et al. 2023): share of answer sentences that have citations whose "
-    "concatenated quotes entail the sentence (judge: an OpenAI-compatible model asked yes/no)",
+    "concatenated quotes entail the sentence (judge: an OpenAI-compatible model asked yes/no, the answering model "
+    "unless RAG_EVAL_JUDGE_BASE_URL and RAG_EVAL_JUDGE_MODEL name another)",
     "alce_precision": "ALCE citation precision: share of citations whose sentence is supported and that are not "
     "irrelevant (alone they do not entail the sentence while the other citations still do)",
     "citation_gold_precision / recall": "no judge: a citation is correct when its span overlaps a gold span; "
@@ -37,6 +50,10 @@ HEADLINE = [
     "retrieval_mrr",
     "evidence_gold_recall",
     "keyword_accuracy_answerable",
+    "answered_correct",
+    "wrong_but_verified",
+    "yes_no_correct",
+    "premise_handled",
     "exact_match",
     "f1",
     "abstention_precision",
@@ -72,6 +89,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _judge(fingerprint: dict[str, Any]) -> str:
+    judge = fingerprint["judge"]
+    return f"`{judge['model']}` at {judge['base_url']}" if judge else "none"
+
+
 def _markdown(report: dict[str, Any], results: list[ItemResult], plots: list[Path]) -> str:
     agg = report["aggregates"]
     fp = report["fingerprint"]
@@ -81,7 +103,7 @@ def _markdown(report: dict[str, Any], results: list[ItemResult], plots: list[Pat
         f"{agg['items']} questions ({agg['answerable']} answerable), {agg['failed']} failed; "
         f"model `{fp['model']}`, prompt `{fp['prompt']['name']}` ({fp['prompt']['sha256'][:12]}), "
         f"index settings `{fp['settings_hash']}`, dataset sha256 `{report['dataset']['sha256'][:12]}`, "
-        f"judge: {fp['judge'] or 'none'}; {report['seconds']:.0f} s in all.",
+        f"judge: {_judge(fp)}; {report['seconds']:.0f} s in all.",
         "",
         "| metric | value |",
         "|---|---|",
@@ -89,28 +111,34 @@ def _markdown(report: dict[str, Any], results: list[ItemResult], plots: list[Pat
         "",
         "## By kind",
         "",
-        "| kind | n | keyword acc. | F1 | abstained | ALCE recall | gold-citation recall |",
-        "|---|---|---|---|---|---|---|",
+        "| kind | n | keyword acc. | answered correct | wrong but verified | F1 | abstained | ALCE recall "
+        "| gold-citation recall |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, a in report["by_kind"].items():
         share = sum(r.abstained for r in results if r.kind == kind and r.error is None) / max(
             1, a["items"] - a["failed"]
         )
         lines.append(
-            f"| {kind} | {a['items']} | {_fmt(a.get('keyword_accuracy_answerable'))} | {_fmt(a.get('f1'))} | "
+            f"| {kind} | {a['items']} | {_fmt(a.get('keyword_accuracy_answerable'))} | "
+            f"{_fmt(a.get('answered_correct'))} | {_fmt(a.get('wrong_but_verified'))} | {_fmt(a.get('f1'))} | "
             f"{share:.2f} | {_fmt(a.get('alce_recall'))} | {_fmt(a.get('citation_gold_recall'))} |"
         )
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], "", "## Definitions", ""]
     lines += [f"- **{name}**: {text}." for name, text in DEFINITIONS.items()]
-    misses = [r for r in results if r.error or (r.answerable and (r.scores.get("keyword_accuracy") or 0) < 1)]
-    wrong_abstentions = [r for r in results if not r.answerable and not r.abstained and r.error is None]
-    if misses or wrong_abstentions:
+    misses = [r for r in results if r.error or r.scores.get("answered_correct") == 0.0]
+    wrongly_answered = [r for r in results if not r.answerable and r.scores.get("wrong_but_verified") == 1.0]
+    # premise_handled finds a correction by cue words: the answers it passed are listed so a reader can check.
+    corrections = [r for r in results if not r.abstained and r.scores.get("premise_handled") == 1.0]
+    if misses or wrongly_answered or corrections:
         lines += ["", "## Items to look at", ""]
         for r in misses:
             why = r.error or ("abstained" if r.abstained else f"answer: {r.answer[:160]}")
             lines.append(f"- `{r.id}` ({r.kind}) {r.question} — {why}")
-        for r in wrong_abstentions:
+        for r in wrongly_answered:
             lines.append(f"- `{r.id}` ({r.kind}, not answerable) {r.question} — answered: {r.answer[:160]}")
+        for r in corrections:
+            lines.append(f"- `{r.id}` ({r.kind}) {r.question} — counted as correcting the premise: {r.answer[:160]}")
     return "\n".join(lines) + "\n"
 
 
@@ -124,6 +152,7 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
     kinds = list(report["by_kind"])
     series = {
         "keyword accuracy": [report["by_kind"][k].get("keyword_accuracy_answerable") for k in kinds],
+        "wrong but verified": [report["by_kind"][k].get("wrong_but_verified") for k in kinds],
         "ALCE recall": [report["by_kind"][k].get("alce_recall") for k in kinds],
         "gold-citation recall": [report["by_kind"][k].get("citation_gold_recall") for k in kinds],
         "abstained": [

@@ -7,6 +7,7 @@ offsets preserved so each ``answer_start`` maps into the document).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -18,9 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from rag import metrics
-from rag.errors import InputError
+from rag.errors import ConfigError, InputError
 
-KINDS = ("fact", "number", "who", "paraphrase", "multi_doc", "comments", "unanswerable", "false_premise", "squad")
+KINDS = (
+    "fact",
+    "number",
+    "who",
+    "paraphrase",
+    "multi_doc",
+    "comments",
+    "yes_no",  # answerable; the reference answer starts with "Yes" or "No" (scored by metrics.yes_no_correct)
+    "unanswerable",
+    "false_premise",  # not answerable: the question assumes something false (scored by premise_handled)
+    "squad",
+)
 RETRIEVAL_K = (1, 3, 5, 10)
 
 
@@ -136,6 +148,10 @@ def _load_jsonl(path: Path, text: str, corpus: Path) -> list[EvalItem]:
         if answerable and not gold:
             raise DatasetError(f"{where}: an answerable item needs at least one gold quote")
         answer = _field(row, "answer", str, where)
+        if kind == "yes_no" and not (answerable and metrics.leading_yes_no(answer)):
+            raise DatasetError(f"{where}: a yes_no item is answerable and its 'answer' starts with 'Yes' or 'No'")
+        if kind == "false_premise" and answerable:
+            raise DatasetError(f"{where}: a false_premise item has 'answerable': false (its premise is false)")
         items.append(
             EvalItem(
                 id=item_id,
@@ -225,7 +241,18 @@ def _squad_item(qa: Any, where: str, doc_id: str, context: str, offset: int) -> 
 
 # --- scoring ---------------------------------------------------------------------------------------------
 
-Entails = Callable[[str, str], bool]
+Entails = metrics.Entails
+# A judge's verdict at or above this probability counts as "supported" (a bool verdict is 0.0 or 1.0).
+SUPPORTED_AT = 0.5
+
+
+def judge_entails(judge: Callable[[str, str], bool | float]) -> Entails:
+    """ALCE's ``entails(premise, hypothesis)`` over ``judge(claim, evidence)`` returning a bool or a probability."""
+
+    def entails(premise: str, hypothesis: str) -> bool:
+        return float(judge(hypothesis, premise)) >= SUPPORTED_AT
+
+    return entails
 
 
 @dataclass
@@ -250,6 +277,39 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s*\[\d+\]", "", text)
 
 
+def correctness_scores(item: EvalItem, prediction: str, abstained: bool, citations: int) -> dict[str, float | None]:
+    """Was the answer right, and was a wrong one shown as verified? ``prediction``: markers stripped, "" if abstained.
+
+    Answerable items: ``keyword_accuracy`` (None without keywords); on a ``yes_no`` item ``yes_no_correct``
+    too, which keyword accuracy then also requires; ``answered_correct`` is keyword accuracy where there are
+    keywords (or a yes/no), else ``contains_answer`` where there is a reference answer, else None; an
+    abstention scores 0. A ``false_premise`` item: ``premise_handled`` is 1.0 when the answer abstains or
+    corrects the premise (``metrics.corrects_premise``), else 0.0. ``wrong_but_verified``: None when
+    abstained; else 1.0 for a wrong answer (answerable: ``answered_correct`` is 0; false premise: not
+    handled; other unanswerable: any answer) and 0.0 for a right one (None where correctness is unmeasured).
+    """
+    scores: dict[str, float | None] = {}
+    wrong: float | None
+    if item.answerable:
+        keywords = metrics.keyword_accuracy(prediction, item.keywords)
+        if item.kind == "yes_no":
+            scores["yes_no_correct"] = yes_no = metrics.yes_no_correct(prediction, item.answers[0])
+            keywords = yes_no if keywords is None else keywords * yes_no
+        correct = keywords
+        if correct is None and item.answers:
+            correct = metrics.contains_answer(prediction, item.answers)
+        scores |= {"keyword_accuracy": keywords, "answered_correct": correct}
+        wrong = None if correct is None else 1.0 - correct
+    elif item.kind == "false_premise":
+        handled = abstained or metrics.corrects_premise(prediction, citations)
+        scores["premise_handled"] = float(handled)
+        wrong = float(not handled)
+    else:
+        wrong = 1.0
+    scores["wrong_but_verified"] = None if abstained else wrong
+    return scores
+
+
 def score_item(
     item: EvalItem, answer: Any, retrieved: list[tuple[str, int, int]], entails: Entails | None
 ) -> ItemResult:
@@ -262,8 +322,8 @@ def score_item(
         "exact_match": metrics.exact_match(prediction, item.answers),
         "f1": metrics.token_f1(prediction, item.answers),
         "contains_answer": metrics.contains_answer(prediction, item.answers),
-        "keyword_accuracy": metrics.keyword_accuracy(prediction, item.keywords) if item.answerable else None,
     }
+    scores |= correctness_scores(item, prediction, answer.abstained, len(answer.citations))
     rank = metrics.gold_rank(retrieved, gold) if item.answerable else None
     cited = [(c.doc_id, c.start, c.end) for c in answer.citations]
     if item.answerable:  # did the evidence the model saw hold the gold support?
@@ -300,7 +360,13 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def aggregate(results: list[ItemResult]) -> dict[str, Any]:
-    """Dataset-level metrics from per-item results (failed items count as failures, not as zeros)."""
+    """Dataset-level metrics from per-item results (failed items count as failures, not as zeros).
+
+    Each metric is the mean of the items' values that are not None, and None when there are none.
+    ``wrong_but_verified`` is the share of all asked questions given a wrong answer shown as verified: an
+    abstention counts as 0 there. In the abstention scores, an answer that corrects a false premise
+    (``premise_handled``) counts as declining the question, like an abstention.
+    """
     done = [r for r in results if r.error is None]
     answerable = [r for r in done if r.answerable]
     answered = [r for r in answerable if not r.abstained]
@@ -315,8 +381,12 @@ def aggregate(results: list[ItemResult]) -> dict[str, Any]:
         out[f"{name}_answerable"] = _mean([r.scores.get(name) for r in answerable])
     out["exact_match"] = _mean([r.scores.get("exact_match") for r in done])
     out["f1"] = _mean([r.scores.get("f1") for r in done])
+    for name in ("answered_correct", "yes_no_correct", "premise_handled"):
+        out[name] = _mean([r.scores.get(name) for r in done])
+    out["wrong_but_verified"] = _mean([0.0 if r.abstained else r.scores.get("wrong_but_verified") for r in asked_any])
     if asked_any:
-        abst = metrics.abstention_scores([r.abstained for r in asked_any], [not r.answerable for r in asked_any])
+        declined = [r.abstained or r.scores.get("premise_handled") == 1.0 for r in asked_any]
+        abst = metrics.abstention_scores(declined, [not r.answerable for r in asked_any])
         out |= {f"abstention_{k}": v for k, v in abst.items()}
     for name in ("citation_gold_precision", "citation_gold_recall", "alce_recall", "alce_precision"):
         out[name] = _mean([r.scores.get(name) for r in answered])
@@ -495,12 +565,14 @@ def _evaluate(
     retrieval_only: bool,
     on_item: Callable[[ItemResult, int, int], None] | None,
 ) -> tuple[dict[str, Any], list[ItemResult]]:
+    from rag.answering import ChatModel
     from rag.assistant import Assistant
     from rag.eval_report import write_report
     from rag.indexer import chunker_fingerprint, settings_hash
     from rag.prompts import load_prompt
 
     started = time.perf_counter()
+    judge_settings = _judge_settings(settings)  # a wrong judge setting fails before any indexing
     dataset = load_dataset(dataset_path, corpus, out_dir)
     items = dataset.select(limit, sample, seed)
     if not items:
@@ -513,11 +585,11 @@ def _evaluate(
     if not resume:
         items_path.unlink(missing_ok=True)
     entails: Entails | None = None
-    if judge:
-
-        def entails(premise: str, hypothesis: str) -> bool:
-            return bool(assistant.model.judge(hypothesis, premise))
-
+    judge_llm = assistant.model
+    if judge and not retrieval_only:
+        if judge_settings is not None:
+            judge_llm = ChatModel(judge_settings)
+        entails = judge_entails(judge_llm.judge)
     results: list[ItemResult] = []
     for result in run_items(assistant, items, entails, done, ask=not retrieval_only):
         if result.id not in done or done[result.id].error is not None:
@@ -539,9 +611,14 @@ def _evaluate(
             "settings_hash": settings_hash(embedder, chunker_fingerprint(settings)),
             "model": assistant.model.model or "(not called)",
             "prompt": {"name": "answer", "sha256": load_prompt("answer").sha256},
-            "judge": assistant.model.model if entails is not None else None,
-            "settings": {
-                section: {k: v for k, v in values.items() if k != "api_key"}
+            "judge": None
+            if entails is None
+            else {
+                "base_url": (judge_settings or settings).llm.base_url or "(the bundled local model)",
+                "model": judge_llm.model or "(not called)",
+            },
+            "settings": {  # api_key, judge_api_key: secrets stay out of the report
+                section: {k: v for k, v in values.items() if not k.endswith("api_key")}
                 for section, values in asdict(settings).items()
             },
         },
@@ -551,3 +628,24 @@ def _evaluate(
     }
     write_report(out_dir, report, results)
     return report, results
+
+
+def _judge_settings(settings: Any) -> Any:
+    """A copy of ``settings`` whose ``llm`` is the ALCE judge of ``eval.judge_*``; None: the answering model judges."""
+    judge = settings.eval
+    if not judge.judge_base_url:
+        if judge.judge_model:
+            raise ConfigError(
+                f"eval.judge_model is {judge.judge_model!r} but eval.judge_base_url is empty: set "
+                "RAG_EVAL_JUDGE_BASE_URL to the endpoint that serves it, or unset RAG_EVAL_JUDGE_MODEL"
+            )
+        return None
+    if not judge.judge_model:
+        raise ConfigError(
+            f"eval.judge_base_url is {judge.judge_base_url!r} but no judge model is named: set "
+            "RAG_EVAL_JUDGE_MODEL (or judge_model in the [eval] section of rag.toml)"
+        )
+    copied = copy.deepcopy(settings)
+    copied.llm.base_url, copied.llm.model = judge.judge_base_url, judge.judge_model
+    copied.llm.api_key = judge.judge_api_key  # never the answering endpoint's key: another server
+    return copied

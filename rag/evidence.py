@@ -14,18 +14,12 @@ import numpy as np
 
 from rag.chunking import sentence_spans
 from rag.embedders import Embedder
+from rag.injection import is_instruction
 from rag.lexical import tokenize
 from rag.types import Document, Hit
 
 _MIN_SENTENCE_CHARS = 20  # "§§§", "Via TASS", bylines: not evidence on their own
-# Text addressed to an AI assistant rather than to readers: a prompt injection, never evidence.
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules|prompts?|guidelines)\b"
-    r"|\b(?:system prompt|you are (?:now )?(?:an? )?(?:ai|assistant|language model|chatbot))\b"
-    r"|\b(?:assistant|ai|model|chatbot)s?,?\s+(?:must|should)\s+(?:reply|answer|respond|say|output)\b"
-    r"|\b(?:reply|respond|answer)\s+(?:only\s+)?with\b",
-    re.IGNORECASE,
-)
+NEIGHBOUR_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,31 +78,58 @@ def select_evidence(
     documents: dict[str, Document],
     embedder: Embedder,
     budget_chars: int,
+    parts: list[str] | None = None,
 ) -> list[Passage]:
-    """The best sentences of ``hits`` for ``question`` within ``budget_chars``, grouped into numbered passages."""
+    """The best sentences of ``hits`` for ``question`` within ``budget_chars``, grouped into numbered passages.
+
+    ``parts`` are the sub-questions of a two-part question: the best sentence for each is kept first, so
+    the model sees evidence for every part, then the rest of the budget goes to the best for any of them.
+    """
     candidates: list[tuple[Hit, int, int]] = []
     for hit in hits:
         text = documents[hit.chunk.doc_id].text
         for start, end in sentence_spans(text, hit.chunk.start, hit.chunk.end):
-            if _is_statement(text, start, end) and not _INSTRUCTION.search(text, start, end):
+            if _is_statement(text, start, end) and not is_instruction(text[start:end]):
                 candidates.append((hit, start, end))
     if not candidates:
         return []
     texts = [documents[h.chunk.doc_id].text[s:e] for h, s, e in candidates]
-    vectors = embedder.encode([question, *texts])
-    similarity = vectors[1:] @ vectors[0]
-    query_tokens = set(tokenize([question])[0])
-    # Mostly meaning, some exact words (names, numbers), a little of the retriever's own ranking.
-    scores = [
-        0.6 * float(similarity[i]) + 0.3 * lexical_overlap(query_tokens, texts[i]) + 0.1 / candidates[i][0].rank
-        for i in range(len(candidates))
-    ]
+    queries = [question, *(parts or [])]
+    encoded = embedder.encode([*queries, *texts])
+    vectors = encoded[len(queries) :]
+    sentence_tokens = [set(tokenize([t])[0]) for t in texts]
+
+    def relevance(q: int) -> list[float]:
+        """Mostly meaning, some exact words (names, numbers), a little of the retriever's own ranking."""
+        similarity = vectors @ encoded[q]
+        tokens = set(tokenize([queries[q]])[0])
+        own = [
+            0.6 * float(similarity[i])
+            + 0.3 * (len(tokens & sentence_tokens[i]) / len(tokens) if tokens else 0.0)
+            + 0.1 / candidates[i][0].rank
+            for i in range(len(candidates))
+        ]
+        # A sentence next to a relevant one often holds the answer while its words point elsewhere ("... taken
+        # prisoner by the island's despot Isaac Komnenos" after the sentence that names Cyprus): it inherits
+        # part of its neighbour's score.
+        scores = list(own)
+        for i in range(len(candidates)):
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]:
+                    scores[i] = max(scores[i], NEIGHBOUR_WEIGHT * own[j])
+        return scores
+
+    per_query = [relevance(q) for q in range(len(queries))]
+    scores = [max(column) for column in zip(*per_query, strict=True)]
+    # First the best sentence of each part, then the best for any.
+    order = [int(np.argmax(per_query[q])) for q in range(1, len(queries))]
+    order += sorted(range(len(candidates)), key=lambda i: -scores[i])
     chosen: list[int] = []
     seen: set[str] = set()
     used = 0
-    for i in sorted(range(len(candidates)), key=lambda i: -scores[i]):
+    for i in order:
         key = _normalise(texts[i])
-        if key in seen or any(float(vectors[1 + i] @ vectors[1 + j]) > 0.95 for j in chosen):
+        if key in seen or any(float(vectors[i] @ vectors[j]) > 0.95 for j in chosen):
             continue  # the same sentence quoted twice (e.g. a comment quoting the article)
         length = len(texts[i])
         if used + length > budget_chars and chosen:
@@ -118,7 +139,7 @@ def select_evidence(
         used += length
         if used >= budget_chars:
             break
-    return _group(chosen, candidates, texts, vectors[1:], scores, documents)
+    return _group(chosen, candidates, texts, vectors, scores, documents)
 
 
 def _group(

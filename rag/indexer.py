@@ -28,7 +28,7 @@ from rag.types import Chunk, Document, IndexReport, IngestProblem
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: sentences follow headings, list items, table rows and hard wraps
 
 
 def chunker_fingerprint(settings: Settings) -> dict[str, Any]:

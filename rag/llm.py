@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 N_CTX = 4096
+# The judge reads YES/NO token probabilities, which llama-cpp-python returns only for a model loaded with
+# logits_all (an n_ctx x vocabulary float array: 2048 x 151936 x 4 B = 1.2 GB) at a slower prompt pass
+# (163 -> 93 tokens/s on 2 cores). The answer server keeps both off; a second server on the same mmapped
+# weights judges short prompts (a quote and a claim, about 120 tokens) with them on.
+JUDGE_N_CTX = 2048
+ROLES = ("answer", "judge")
 _COPY_CHUNK = 16 * 1024 * 1024
 _STOP_TIMEOUT = 15.0
 
@@ -210,6 +216,7 @@ class ServerHandle:
     model_path: Path
     log_path: Path
     owned: bool
+    role: str = "answer"
 
     @property
     def base_url(self) -> str:
@@ -218,7 +225,7 @@ class ServerHandle:
     def stop(self) -> None:
         """Stop the server if this handle owns it; a shared or persistent server is left running."""
         if self.owned:
-            _stop_pid(self.variant, self.pid)
+            _stop_pid(_key(self.variant, self.role), self.pid)
 
     def __enter__(self) -> ServerHandle:
         return self
@@ -227,8 +234,9 @@ class ServerHandle:
         self.stop()
 
 
-def server_command(model: BundledModel, model_path: Path, port: int) -> list[str]:
-    """The command line that serves ``model_path`` on ``HOST:port``."""
+def server_command(model: BundledModel, model_path: Path, port: int, role: str = "answer") -> list[str]:
+    """The command line that serves ``model_path`` on ``HOST:port`` as the answer or the judge server."""
+    judge = role == "judge"
     cores = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
     return [
         sys.executable, "-m", "llama_cpp.server",
@@ -236,7 +244,7 @@ def server_command(model: BundledModel, model_path: Path, port: int) -> list[str
         "--model_alias", model.name,
         "--host", HOST,
         "--port", str(port),
-        "--n_ctx", str(N_CTX),
+        "--n_ctx", str(JUDGE_N_CTX if judge else N_CTX),
         # Generation on half the cores, the prompt on all of them. ggml's threads spin while they wait for
         # each other, so when another process takes a core (the embedder, a test run) a generation spread
         # over every core crawls: on 2 cores, 35 -> 0.4 tokens/s; on one of two, 25 tokens/s either way.
@@ -247,51 +255,63 @@ def server_command(model: BundledModel, model_path: Path, port: int) -> list[str
         "--chat_format", "chatml",
         # Default True runs the output layer over every prompt token and keeps an n_ctx x 151936 float
         # array (2.5 GB); only logprobs need it. Prompt pass of the 1.5B on 2 cores: 93 -> 163 tokens/s.
-        "--logits_all", "False",
+        "--logits_all", str(judge),
         # Default True ends a running stream, as if complete, when any other request arrives (even
         # GET /v1/models): queue requests instead, so rag processes sharing the server do not cut each other off.
         "--interrupt_requests", "False",
     ]  # fmt: skip
 
 
-def ensure_server(variant: str, *, persistent: bool, start_timeout: float = 180.0) -> ServerHandle:
-    """Reuse the running server of ``variant`` or start one; ``handle.stop()`` ends a non-persistent one."""
+def _key(variant: str, role: str) -> str:
+    """The name of one managed server: the variant for the answer server, ``VARIANT-judge`` for its judge."""
+    if role not in ROLES:
+        raise LLMError(f"server role {role!r}; valid: {', '.join(ROLES)}")
+    return variant if role == "answer" else f"{variant}-{role}"
+
+
+def ensure_server(
+    variant: str, *, persistent: bool, start_timeout: float = 180.0, role: str = "answer"
+) -> ServerHandle:
+    """Reuse the running ``role`` server of ``variant`` or start one; ``handle.stop()`` ends a non-persistent one."""
     model = bundled_model(variant)
-    with file_lock(_state_path(variant).with_suffix(".lock")):
-        state = _read_state(variant)
+    key = _key(variant, role)
+    with file_lock(_state_path(key).with_suffix(".lock")):
+        state = _read_state(key)
         if state is not None:
             status = _server_state_status(state)
             if status in ("ready", "busy"):
                 return _handle_from_state(state, owned=False)
             if status == "down":  # our llama server, alive but not answering: replace it
-                _stop_pid(variant, state["pid"])
-            _state_path(variant).unlink(missing_ok=True)
-        return _start_server(model, bundled_model_path(variant), persistent, start_timeout)
+                _stop_pid(key, state["pid"])
+            _state_path(key).unlink(missing_ok=True)
+        return _start_server(model, bundled_model_path(variant), persistent, start_timeout, role)
 
 
-def stop_server(variant: str) -> bool:
-    """Stop the recorded server of ``variant``; False when none was running."""
+def stop_server(variant: str, role: str = "answer") -> bool:
+    """Stop the recorded ``role`` server of ``variant``; False when none was running."""
     bundled_model(variant)
-    with file_lock(_state_path(variant).with_suffix(".lock")):
-        state = _read_state(variant)
+    key = _key(variant, role)
+    with file_lock(_state_path(key).with_suffix(".lock")):
+        state = _read_state(key)
         if state is None:
             return False
         running = _is_llama_server(state["pid"])
         if running:
-            _stop_pid(variant, state["pid"])
-        _state_path(variant).unlink(missing_ok=True)
+            _stop_pid(key, state["pid"])
+        _state_path(key).unlink(missing_ok=True)
         return running
 
 
-def server_status(variant: str) -> dict[str, Any] | None:
-    """The recorded server of ``variant`` and its ``status`` (ready | busy | down); None when none runs."""
+def server_status(variant: str, role: str = "answer") -> dict[str, Any] | None:
+    """The recorded ``role`` server of ``variant`` and its ``status`` (ready | busy | down); None when none runs."""
     bundled_model(variant)
-    state = _read_state(variant)
+    key = _key(variant, role)
+    state = _read_state(key)
     if state is None:
         return None
     status = _server_state_status(state)
     if status == "dead":
-        _remove_stale_state(variant, state["pid"])
+        _remove_stale_state(key, state["pid"])
         return None
     return {**state, "status": status, "base_url": f"http://{HOST}:{state['port']}/v1"}
 
@@ -299,8 +319,8 @@ def server_status(variant: str) -> dict[str, Any] | None:
 _STATE_FIELDS = {"pid": int, "port": int, "variant": str, "model": str, "model_path": str, "log_path": str}
 
 
-def _state_path(variant: str) -> Path:
-    return cache_dir() / f"server-{variant}.json"
+def _state_path(key: str) -> Path:
+    return cache_dir() / f"server-{key}.json"
 
 
 def _read_state(variant: str) -> dict[str, Any] | None:
@@ -322,6 +342,7 @@ def _handle_from_state(state: dict[str, Any], *, owned: bool) -> ServerHandle:
         model_path=Path(state["model_path"]),
         log_path=Path(state["log_path"]),
         owned=owned,
+        role=str(state.get("role", "answer")),
     )
 
 
@@ -453,11 +474,14 @@ def _log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _start_server(model: BundledModel, model_path: Path, persistent: bool, start_timeout: float) -> ServerHandle:
+def _start_server(
+    model: BundledModel, model_path: Path, persistent: bool, start_timeout: float, role: str
+) -> ServerHandle:
     env = _server_env()
     port = free_port()
-    log_path = cache_dir() / f"server-{model.variant}.log"
-    command = server_command(model, model_path, port)
+    key = _key(model.variant, role)
+    log_path = cache_dir() / f"server-{key}.log"
+    command = server_command(model, model_path, port, role)
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C in the terminal that started a persistent server does not reach it.
         proc = subprocess.Popen(
@@ -475,24 +499,25 @@ def _start_server(model: BundledModel, model_path: Path, persistent: bool, start
         while _probe(port, timeout=2.0) != "ready":
             if proc.poll() is not None:
                 raise LLMError(
-                    f"the {model.variant} llama server exited with code {proc.returncode} before it was "
+                    f"the {key} llama server exited with code {proc.returncode} before it was "
                     f"ready ({damaged_hint}). Command: {' '.join(command)}\nLast lines of {log_path}:\n"
                     f"{_log_tail(log_path)}"
                 )
             if time.monotonic() > deadline:
                 raise LLMError(
-                    f"the {model.variant} llama server did not answer GET /v1/models within "
+                    f"the {key} llama server did not answer GET /v1/models within "
                     f"{start_timeout:.0f} s ({damaged_hint}). Last lines of {log_path}:\n"
                     f"{_log_tail(log_path)}"
                 )
             time.sleep(0.25)
     except BaseException:
-        _stop_pid(model.variant, proc.pid)
+        _stop_pid(key, proc.pid)
         raise
     state = {
         "pid": proc.pid,
         "port": port,
         "variant": model.variant,
+        "role": role,
         "model": model.name,
         "model_path": str(model_path),
         "log_path": str(log_path),
@@ -500,14 +525,16 @@ def _start_server(model: BundledModel, model_path: Path, persistent: bool, start
         "started_at": time.time(),
         "command": command,
     }
-    _write_json_atomic(_state_path(model.variant), state)
+    _write_json_atomic(_state_path(key), state)
     return _handle_from_state(state, owned=not persistent)
 
 
 # --- the client --------------------------------------------------------------------------------------
 
 
-def make_client(settings: LLMSettings, *, persistent: bool = False) -> tuple[openai.OpenAI, str]:
+def make_client(
+    settings: LLMSettings, *, persistent: bool = False, role: str = "answer"
+) -> tuple[openai.OpenAI, str]:
     """An ``openai`` client and the model name: the configured endpoint, or the bundled model's local server.
 
     A bundled server started here stops when this process exits, unless ``persistent``; a server that is
@@ -528,7 +555,7 @@ def make_client(settings: LLMSettings, *, persistent: bool = False) -> tuple[ope
             max_retries=settings.max_retries,
         )
         return client, settings.model
-    handle = ensure_server(settings.bundled, persistent=persistent)
+    handle = ensure_server(settings.bundled, persistent=persistent, role=role)
     if handle.owned:
         atexit.register(handle.stop)
     client = openai.OpenAI(

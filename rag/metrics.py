@@ -103,8 +103,8 @@ def _keyword_pattern(alternative: str) -> str:
     return before + re.escape(text) + after
 
 
-def keyword_accuracy(answer: str, keywords: list[str]) -> float:
-    """1.0 if every keyword occurs in the answer, else 0.0; with no keywords, 1.0.
+def keyword_accuracy(answer: str, keywords: list[str]) -> float | None:
+    """1.0 if every keyword occurs in the answer, else 0.0; with no keywords, None (nothing to measure).
 
     A keyword matches when any of its ``|``-separated alternatives ("Darchiyev|Darchiev") occurs as a
     case-insensitive substring of the answer, after removing thousands separators from both ("2,000" matches
@@ -112,6 +112,8 @@ def keyword_accuracy(answer: str, keywords: list[str]) -> float:
     number in the answer ("200" does not match "2000"). Raises ValueError for a keyword with no non-empty
     alternative, which would otherwise match every answer.
     """
+    if not keywords:
+        return None
     # Every keyword is checked before any is matched, so a bad keyword fails on every answer, not only some.
     patterns = [[_keyword_pattern(alt) for alt in keyword.split("|") if alt.strip()] for keyword in keywords]
     for keyword, alternatives in zip(keywords, patterns, strict=True):
@@ -119,6 +121,59 @@ def keyword_accuracy(answer: str, keywords: list[str]) -> float:
             raise ValueError(f"keyword {keyword!r} has no non-empty alternative; remove it or give the expected word")
     text = _keyword_text(answer)
     return float(all(any(re.search(pattern, text) for pattern in alternatives) for alternatives in patterns))
+
+
+# "Yes", "No,", "No —", "no.": the word yes/no opening the text, after any quotes or punctuation.
+_LEADING_YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+# "According to the report, no, ..." / "In short: yes.": yes/no as an interjection, followed by punctuation.
+_YES_NO_INTERJECTION = re.compile(r"\b(yes|no)\b(?=\s*[,.;:!\u2013\u2014])", re.IGNORECASE)
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?](?=\s|$)|$)", re.DOTALL)
+# Cue words of a negation; "n't" also inside a word ("didn't", "wasn’t").
+_NEGATION = re.compile(r"\b(?:no|not|never|neither|nor|none|nobody|nothing)\b|n['\u2019]t\b", re.IGNORECASE)
+
+
+def leading_yes_no(text: str) -> str | None:
+    """The word "yes" or "no" that ``text`` starts with, lower-cased, else None.
+
+    Case-insensitive, after any quotes or punctuation and with any punctuation after it: "Yes", "No,", "No —",
+    "No." all count; "Not" and "Nobody" are not "no".
+    """
+    match = _LEADING_YES_NO.match(text)
+    return match.group(1).lower() if match else None
+
+
+def answer_yes_no(answer: str) -> str | None:
+    """The yes/no an answer gives: its leading yes/no (``leading_yes_no``), else the one yes/no its first sentence
+    says as an interjection (the word followed by punctuation: "In short, no, he did not."); None when it says
+    neither, or both."""
+    leading = leading_yes_no(answer)
+    if leading is not None:
+        return leading
+    first = _FIRST_SENTENCE.match(answer.strip())
+    said = {word.lower() for word in _YES_NO_INTERJECTION.findall(first.group(0) if first else "")}
+    return said.pop() if len(said) == 1 else None
+
+
+def yes_no_correct(answer: str, reference: str) -> float:
+    """1.0 if the answer gives (``answer_yes_no``) the yes/no the reference starts with, else 0.0.
+
+    An answer that gives neither (an abstention is passed as "") scores 0.0. Raises ValueError when the
+    reference does not start with yes or no, which would make every answer wrong.
+    """
+    expected = leading_yes_no(reference)
+    if expected is None:
+        raise ValueError(f"reference {reference[:60]!r} of a yes/no question must start with 'Yes' or 'No'")
+    return float(answer_yes_no(answer) == expected)
+
+
+def corrects_premise(answer: str, citations: int) -> bool:
+    """True when an answer rejects a question's false premise: it cites at least one passage and contains a
+    negation (no, not, never, neither, nor, none, nobody, nothing, n't; a leading "No" included).
+
+    A cue-word approximation: it cannot tell a negation of the premise from another negation in an answer
+    that accepts the premise, so the answers it passes are worth a look.
+    """
+    return citations > 0 and _NEGATION.search(answer) is not None
 
 
 # --- Retrieval against gold support ----------------------------------------------------------------------------
@@ -159,9 +214,9 @@ def mean_reciprocal_rank(ranks: list[int | None]) -> float:
 class AbstentionScores(TypedDict):
     """Abstention as a detector of unanswerable questions; counts are per question."""
 
-    precision: float
-    recall: float
-    f1: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
     tp: int
     fp: int
     fn: int
@@ -173,13 +228,12 @@ def abstention_scores(abstained: list[bool], unanswerable: list[bool]) -> Absten
 
     tp = abstained on an unanswerable question, fp = abstained on an answerable one, fn = answered an
     unanswerable one, tn = answered an answerable one. precision = tp / (tp + fp), recall = tp / (tp + fn),
-    f1 = 2PR / (P + R), and f1 = 0.0 when P + R = 0.
-    An empty denominator scores whether a mistake was made, not a blanket 0: with no abstentions, precision
-    is 1.0 if there is no unanswerable question (no abstention was called for, none was made) and 0.0 if
-    there is one (the detector missed it); with no unanswerable question, recall is 1.0 if nothing was
-    abstained and 0.0 otherwise (every abstention was a false alarm). Hence all answerable + nothing
-    abstained (and no questions at all) scores 1.0 everywhere; any abstention on an all-answerable set
-    scores 0.0 everywhere, and answering every question of a set with unanswerable ones scores 0.0.
+    f1 = 2tp / (2tp + fp + fn) (equal to 2PR / (P + R) where both are defined, and 0.0 when tp = 0).
+    A metric with nothing to measure is None, never a perfect score: precision is None with no abstentions,
+    recall is None with no unanswerable question, and f1 is None when tp + fp + fn = 0 (every question
+    answerable and answered, or no questions). Hence answering every question of a set with unanswerable
+    ones scores recall 0.0 and f1 0.0 (precision None), and any abstention on an all-answerable set scores
+    precision 0.0 and f1 0.0 (recall None).
     Raises ValueError when the two lists differ in length.
     """
     if len(abstained) != len(unanswerable):
@@ -190,9 +244,9 @@ def abstention_scores(abstained: list[bool], unanswerable: list[bool]) -> Absten
     fp = sum(1 for a, u in zip(abstained, unanswerable, strict=True) if a and not u)
     fn = sum(1 for a, u in zip(abstained, unanswerable, strict=True) if not a and u)
     tn = len(abstained) - tp - fp - fn
-    precision = tp / (tp + fp) if tp + fp else float(fn == 0)
-    recall = tp / (tp + fn) if tp + fn else float(fp == 0)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 

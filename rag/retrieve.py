@@ -124,3 +124,14 @@ def reciprocal_rank_fusion(rankings: list[list[tuple[int, float]]], k: int = 60)
             scores[row] = scores.get(row, 0.0) + 1.0 / (k + rank)
             first_seen.setdefault(row, (rank, list_no))
     return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))
+
+
+def merge_hits(rankings: list[list[Hit]]) -> list[Hit]:
+    """Several searches' hits as one list: each chunk once, at the best rank any search gave it."""
+    best: dict[str, Hit] = {}
+    for hits in rankings:
+        for hit in hits:
+            kept = best.get(hit.chunk.chunk_id)
+            if kept is None or (hit.rank, -hit.score) < (kept.rank, -kept.score):
+                best[hit.chunk.chunk_id] = hit
+    return sorted(best.values(), key=lambda h: (h.rank, -h.score))

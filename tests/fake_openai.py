@@ -8,6 +8,7 @@ failing the first few requests), and records every request so a test can count a
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,10 @@ class FakeOpenAI:
     requests with HTTP 500, then normally; ``garbage``: HTTP 200 with ``garbage_body`` instead of a completion
     (by default not JSON; sent as one SSE event when streaming); ``empty``: the content is "";
     ``delay``: seconds to wait before answering.
+    ``judge_score``: the P(YES) the entailment judge's requests (recognised by the judge prompt's system
+    message) get, with YES/NO ``top_logprobs`` when asked; None answers them like any other request.
+    ``logprobs_error``: requests that ask for logprobs get llama-cpp-python's HTTP 500 for a model loaded
+    without logits_all, so the judge must fall back to reading the word.
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class FakeOpenAI:
         empty: bool = False,
         delay: float = 0.0,
         model: str = "fake",
+        judge_score: float | None = 0.9,
+        logprobs_error: bool = False,
     ) -> None:
         self.reply = reply
         self.reply_for = reply_for
@@ -81,6 +88,8 @@ class FakeOpenAI:
         self.empty = empty
         self.delay = delay
         self.model = model
+        self.judge_score = judge_score
+        self.logprobs_error = logprobs_error
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -190,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if (status := fake._take_failure()) is not None:
                 self._error(status)
+            elif fake.logprobs_error and body.get("logprobs"):
+                self._error(500, "logprobs is not supported for models created with logits_all=False")
             elif body.get("stream"):
                 self._stream(body)
             elif fake.garbage:
@@ -202,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
     # --- responses ----------------------------------------------------------------------------------------
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        score = self.fake.judge_score
+        if score is not None and is_judge_request(body["messages"]):
+            return _judge_completion(body, score)
         text = self.fake._text_for(body["messages"])
         return {
             "id": "chatcmpl-fake",
@@ -254,6 +268,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def is_judge_request(messages: Messages) -> bool:
+    """Whether a chat request is the entailment judge's: its system message is the judge prompt's."""
+    from rag.prompts import load_prompt
+
+    system = load_prompt("judge").system.strip()
+    return bool(messages) and messages[0].get("role") == "system" and messages[0].get("content") == system
+
+
+def _judge_completion(body: dict[str, Any], score: float) -> dict[str, Any]:
+    word = "YES" if score >= 0.5 else "NO"
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": word}, "finish_reason": "length"}
+    if body.get("logprobs"):
+        alternatives = [
+            {"token": "YES", "logprob": math.log(max(score, 1e-9)), "bytes": None},
+            {"token": "NO", "logprob": math.log(max(1 - score, 1e-9)), "bytes": None},
+        ]
+        chosen = alternatives[0] if word == "YES" else alternatives[1]
+        choice["logprobs"] = {"content": [{**chosen, "top_logprobs": alternatives}]}
+    return {
+        "id": "chatcmpl-fake-judge",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "choices": [choice],
+        "usage": _usage(body["messages"], word),
+    }
 
 
 def _pieces(text: str, size: int = 7) -> list[str]:

@@ -1,14 +1,19 @@
-"""Chunks on the real seeds: offsets, sizes, sections, boilerplate, stable ids, sentences."""
+"""Chunks on the real seeds: offsets, sizes, sections, boilerplate, stable ids; sentences that follow structure."""
 
 from __future__ import annotations
 
 import itertools
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from rag.chunking import chunk_document, sentence_spans
 from rag.clean import classify
-from rag.config import ChunkSettings, IngestSettings
+from rag.config import ChunkSettings, IngestSettings, load_settings
+from rag.embedders import resolve_model
+from rag.errors import IndexMismatchError
+from rag.indexer import check_compatible, chunker_fingerprint
 from rag.ingest import read_corpus
 from rag.types import Chunk, Document, Segment
 from tests.conftest import SEEDS
@@ -126,3 +131,156 @@ def test_hard_wrapped_lines_are_one_sentence() -> None:
         "The talks in Istanbul lasted\nsix hours and ended\nwithout a statement.",
         "Next line.",
     ]
+
+
+def sentences_of(text: str, start: int = 0, end: int | None = None) -> list[str]:
+    """The sentences of ``text``, checking that every span is exact: trimmed, non-empty, inside the range."""
+    spans = sentence_spans(text, start, end)
+    for s, e in spans:
+        assert start <= s < e <= (len(text) if end is None else end)
+        assert text[s:e] == text[s:e].strip()
+    return [text[s:e] for s, e in spans]
+
+
+MARKDOWN = """# Orbi, the flying boat
+Orbi is built in Toulouse.
+
+## How much can Orbi carry?
+up to 120 people fit in the cabin, the maker says.
+- range of 500 km
+- top speed of 300 km/h
+* cabin for twelve rows
+1. board at gate 4
+2) show your ticket
+
+| Capacity | 120 people |
+|----------|------------|
+| crew | 2 pilots |
+---
+Setext title
+============
+Adm. Smith approved it on Feb. 24 in the U.S. capital.
+"""
+
+
+def test_markdown_headings_list_items_and_table_rows_end_sentences() -> None:
+    assert sentences_of(MARKDOWN) == [
+        "Orbi, the flying boat",
+        "Orbi is built in Toulouse.",
+        "How much can Orbi carry?",
+        "up to 120 people fit in the cabin, the maker says.",
+        "range of 500 km",
+        "top speed of 300 km/h",
+        "cabin for twelve rows",
+        "board at gate 4",
+        "show your ticket",
+        "Capacity | 120 people",
+        "crew | 2 pilots",
+        "Setext title",
+        "Adm. Smith approved it on Feb. 24 in the U.S. capital.",
+    ]
+
+
+def test_a_range_starting_mid_document_gives_the_same_sentences() -> None:
+    start = MARKDOWN.index("How much")
+    end = MARKDOWN.index("| crew")
+    assert sentences_of(MARKDOWN, start, end) == [
+        "How much can Orbi carry?",
+        "up to 120 people fit in the cabin, the maker says.",
+        "range of 500 km",
+        "top speed of 300 km/h",
+        "cabin for twelve rows",
+        "board at gate 4",
+        "show your ticket",
+        "Capacity | 120 people",
+    ]
+
+
+def test_html_block_elements_end_sentences(tmp_path: Path) -> None:
+    (tmp_path / "orbi.html").write_text(
+        "<html><head><title>Orbi</title></head><body><h1>Orbi, the flying boat</h1>"
+        "<h2>How much can Orbi carry</h2><p>Orbi carries 120 people and their luggage on every island flight</p>"
+        "<p>Its range is 500 km.</p><ul><li>Top speed 300 km/h</li><li>Built in Toulouse</li></ul>"
+        "<table><tr><td>Capacity</td><td>120 people</td></tr></table>"
+        "<div>Adm. Smith approved it on Feb. 24 in the U.S. capital.</div></body></html>",
+        encoding="utf-8",
+    )
+    (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
+    assert sentences_of(doc.text) == [
+        "Orbi, the flying boat",
+        "How much can Orbi carry",
+        "Orbi carries 120 people and their luggage on every island flight",
+        "Its range is 500 km.",
+        "Top speed 300 km/h",
+        "Built in Toulouse",
+        "Capacity",
+        "120 people",
+        "Adm. Smith approved it on Feb. 24 in the U.S. capital.",
+    ]
+
+
+WRAPPED = (
+    "The amphibious aircraft unveiled at the Moscow air show on Tuesday seats 120 people, including two pilots and "
+    "four crew, according to Adm. Alexander Moiseyev, who heads Russia's Northern Fleet. The U.S. Navy has no "
+    "comparable aircraft, officials in Washington said on Feb. 24. Foreign Minister Sergei Lavrov did not comment."
+)
+
+
+@pytest.mark.parametrize(
+    ("width", "line_starts"),
+    [(72, ["120 people", "Alexander Moiseyev"]), (69, ["Adm. Alexander", "Navy has", "24. Foreign"])],
+)
+def test_a_hard_wrapped_paragraph_gives_whole_sentences(width: int, line_starts: list[str]) -> None:
+    body = textwrap.fill(WRAPPED, width)
+    for start in line_starts:  # the wrapper really broke the line where a sentence must not start
+        assert f"\n{start}" in body
+    text = f"Orbi takes off\n{body}\n\nIts range is 500 km.\n"
+    assert [" ".join(s.split()) for s in sentences_of(text)] == [
+        "Orbi takes off",
+        "The amphibious aircraft unveiled at the Moscow air show on Tuesday seats 120 people, including two pilots "
+        "and four crew, according to Adm. Alexander Moiseyev, who heads Russia's Northern Fleet.",
+        "The U.S. Navy has no comparable aircraft, officials in Washington said on Feb. 24.",
+        "Foreign Minister Sergei Lavrov did not comment.",
+        "Its range is 500 km.",
+    ]
+
+
+def test_lines_ended_by_the_writer_end_sentences() -> None:
+    text = (
+        "By VLADIMIR ISACHENKOV\nMOSCOW\n"
+        "Andrei Martyanov has set the context excellently:\nhttp://example.com/probing-limits.html\n"
+        "Comment by a reader who wrote a long line without a full stop at the end of it, which is quite common\n"
+        "Another reader answered him.\n"
+    )
+    assert sentences_of(text) == [
+        "By VLADIMIR ISACHENKOV",
+        "MOSCOW",
+        "Andrei Martyanov has set the context excellently:",
+        "http://example.com/probing-limits.html",
+        "Comment by a reader who wrote a long line without a full stop at the end of it, which is quite common",
+        "Another reader answered him.",
+    ]
+
+
+def test_chunks_of_a_markdown_document_are_exact_and_stay_in_their_section() -> None:
+    text = MARKDOWN * 6
+    middle = text.index("# Orbi", len(MARKDOWN) * 3)
+    doc = Document("orbi.md", "orbi.md", "Orbi", text, "sha")
+    segments = [Segment(0, middle, "article"), Segment(middle, len(text), "comments")]
+    chunks = chunk_document(doc, segments, ChunkSettings(size=200, overlap=50, min_size=40))
+    assert len(chunks) > 6
+    for chunk in chunks:
+        assert chunk.text == text[chunk.start : chunk.end] == chunk.text.strip()
+        assert chunk.end <= middle if chunk.section == "article" else chunk.start >= middle
+        assert not chunk.text.startswith(("#", "-", "|"))  # a chunk starts at a sentence, not at its marker
+
+
+def test_an_index_chunked_by_the_old_rules_is_refused() -> None:
+    settings = load_settings(config_file=None, env={})
+    manifest = {
+        "embedder": {"name": resolve_model(settings.embed.model)[0], "backend": settings.embed.backend},
+        "chunker": {**chunker_fingerprint(settings), "pipeline": 1},
+    }
+    with pytest.raises(IndexMismatchError, match=r"pipeline: 1 -> 2.*rag index --rebuild"):
+        check_compatible(manifest, settings)
+    check_compatible({**manifest, "chunker": chunker_fingerprint(settings)}, settings)

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from rag import evaluation
 from rag.clean import classify
+from rag.metrics import leading_yes_no
 from rag.types import Segment
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +26,7 @@ MIN_PER_KIND = {
     "paraphrase": 6,
     "multi_doc": 4,
     "comments": 6,
+    "yes_no": 0,  # allowed; scored by its leading yes/no
     "unanswerable": 1,
     "false_premise": 3,
 }
@@ -82,6 +85,10 @@ def _alternatives(keyword: str) -> list[str]:
     return [alt.strip().casefold() for alt in keyword.split("|") if alt.strip()]
 
 
+def test_these_kinds_are_the_loaders_kinds() -> None:
+    assert set(evaluation.KINDS) - {"squad"} == KINDS  # "squad": what the loader gives SQuAD v2.0 questions
+
+
 def test_dataset_size_and_unique_ids() -> None:
     assert len(ITEMS) >= MIN_ITEMS, f"only {len(ITEMS)} items"
     duplicates = [i for i, n in Counter(_ids(ITEMS)).items() if n > 1]
@@ -122,7 +129,11 @@ def test_answerability_matches_kind(item: dict[str, Any]) -> None:
         assert item["answerable"] is True, f"{item['id']}: {item['kind']} items are answerable"
         assert item["answer"].strip(), f"{item['id']}: missing reference answer"
         assert item["gold"], f"{item['id']}: answerable item without gold"
-        assert 1 <= len(item["keywords"]) <= 3, f"{item['id']}: needs 1-3 keywords"
+        if item["kind"] == "yes_no":  # the yes/no is the check; keywords may add what the answer must say
+            assert leading_yes_no(item["answer"]), f"{item['id']}: a yes_no answer starts with Yes or No"
+            assert len(item["keywords"]) <= 3, f"{item['id']}: at most 3 keywords"
+        else:
+            assert 1 <= len(item["keywords"]) <= 3, f"{item['id']}: needs 1-3 keywords"
 
 
 @pytest.mark.parametrize("item", ANSWERABLE, ids=_ids(ANSWERABLE))

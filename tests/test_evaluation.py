@@ -5,15 +5,37 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rag.evaluation import DatasetError, check_gate, evaluate, load_baseline, load_dataset, read_results
+from rag.errors import ConfigError
+from rag.evaluation import (
+    DatasetError,
+    EvalItem,
+    ItemResult,
+    aggregate,
+    by_kind,
+    check_gate,
+    correctness_scores,
+    evaluate,
+    judge_entails,
+    load_baseline,
+    load_dataset,
+    read_results,
+)
+from rag.prompts import load_prompt
 from tests.conftest import REPO, SEEDS, make_settings
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, RecordedRequest
 
 SQUAD = REPO / "tests" / "data" / "squad_small.json"
 TRUE_SENTENCE = "Adm. Alexander Moiseyev is the chief of Russia’s Northern Fleet [1]."
+JUDGE_SYSTEM = load_prompt("judge").system.strip()
+
+
+def is_judge_prompt(messages: list[dict[str, str]]) -> bool:
+    """Whether a chat request is the entailment judge's (its system message is the judge prompt's)."""
+    return bool(messages) and messages[0]["content"] == JUDGE_SYSTEM
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -21,7 +43,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-ITEM = {
+ITEM: dict[str, Any] = {
     "id": "x1",
     "kind": "who",
     "question": "Who is the chief of Russia's Northern Fleet?",
@@ -68,6 +90,12 @@ def test_squad_contexts_become_a_corpus_with_offsets_preserved(tmp_path: Path) -
         ),
         (json.dumps({**ITEM, "gold": [{"doc_id": "nope.txt", "quote": "x"}]}), "nope.txt' is not a file"),
         (json.dumps({**ITEM, "gold": []}), "needs at least one gold quote"),
+        (json.dumps({**ITEM, "kind": "yes_no"}), "its 'answer' starts with 'Yes' or 'No'"),
+        (
+            json.dumps({**ITEM, "kind": "yes_no", "answerable": False, "answer": "No.", "gold": []}),
+            "a yes_no item is answerable",
+        ),
+        (json.dumps({**ITEM, "kind": "false_premise"}), "a false_premise item has 'answerable': false"),
     ],
 )
 def test_bad_datasets_name_the_line_and_field(tmp_path: Path, content: str, message: str) -> None:
@@ -75,6 +103,16 @@ def test_bad_datasets_name_the_line_and_field(tmp_path: Path, content: str, mess
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DatasetError, match=message):
         load_dataset(path, SEEDS, tmp_path)
+
+
+def test_yes_no_and_false_premise_items_load(tmp_path: Path) -> None:
+    yes_no = {**ITEM, "id": "yn", "kind": "yes_no", "answer": "Yes, Moiseyev heads it.", "keywords": []}
+    premise = {**ITEM, "id": "fp", "kind": "false_premise", "answerable": False, "answer": "", "keywords": []}
+    dataset = load_dataset(write_jsonl(tmp_path / "kinds.jsonl", [yes_no, {**premise, "gold": []}]), SEEDS, tmp_path)
+    assert [(i.kind, i.answerable, i.answers) for i in dataset.items] == [
+        ("yes_no", True, ["Yes, Moiseyev heads it."]),
+        ("false_premise", False, []),
+    ]
 
 
 def test_bad_squad_files(tmp_path: Path) -> None:
@@ -119,10 +157,175 @@ def test_the_gate_fails_on_a_worse_report_and_passes_on_an_equal_one(tmp_path: P
         load_baseline(tmp_path / "none.json")
 
 
+# --- scoring: right, wrong, and wrong but shown as verified ----------------------------------------------
+
+
+def eval_item(
+    kind: str, answerable: bool = True, answers: tuple[str, ...] = (), keywords: tuple[str, ...] = ()
+) -> EvalItem:
+    return EvalItem("i", "Q?", kind, answerable, list(answers), list(keywords), [])
+
+
+WHO = eval_item("who", answers=("Adm. Alexander Moiseyev",), keywords=("Moiseyev",))
+SQUAD_ITEM = eval_item("squad", answers=("four hours",))
+YES_NO = eval_item("yes_no", answers=("No, Kerry met Putin for four hours.",), keywords=("four hours",))
+FALSE_PREMISE = eval_item("false_premise", answerable=False)
+UNANSWERABLE = eval_item("unanswerable", answerable=False)
+
+
+def scored(item: EvalItem, prediction: str, citations: int = 1) -> dict[str, float | None]:
+    """``correctness_scores`` of an answer; "" stands for an abstention."""
+    return correctness_scores(item, prediction, prediction == "", citations)
+
+
+def test_keywords_decide_and_an_abstention_is_not_right_but_not_wrong_but_verified() -> None:
+    assert scored(WHO, "Moiseyev heads it.") == {
+        "keyword_accuracy": 1.0,
+        "answered_correct": 1.0,
+        "wrong_but_verified": 0.0,
+    }
+    assert scored(WHO, "Lavrov heads it.") == {
+        "keyword_accuracy": 0.0,
+        "answered_correct": 0.0,
+        "wrong_but_verified": 1.0,
+    }
+    assert scored(WHO, "", 0) == {"keyword_accuracy": 0.0, "answered_correct": 0.0, "wrong_but_verified": None}
+
+
+def test_without_keywords_the_reference_answer_decides() -> None:
+    assert scored(SQUAD_ITEM, "They met for four hours.") == {
+        "keyword_accuracy": None,  # nothing to measure: not a perfect score
+        "answered_correct": 1.0,
+        "wrong_but_verified": 0.0,
+    }
+    assert scored(SQUAD_ITEM, "They met for an hour.")["wrong_but_verified"] == 1.0
+    # neither keywords nor a reference answer: correctness is not measured
+    assert scored(eval_item("fact"), "Anything.") == {
+        "keyword_accuracy": None,
+        "answered_correct": None,
+        "wrong_but_verified": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("prediction", "yes_no", "keywords"),
+    [
+        ("No, they met for four hours.", 1.0, 1.0),
+        ("Yes, after four hours he left.", 0.0, 0.0),  # the keyword is there, the yes/no is wrong
+        ("No, he left.", 1.0, 0.0),  # the yes/no is right, the keyword is missing
+        ("They met for four hours.", 0.0, 0.0),  # says neither yes nor no
+    ],
+)
+def test_a_yes_no_answer_needs_the_right_yes_no_and_its_keywords(
+    prediction: str, yes_no: float, keywords: float
+) -> None:
+    assert scored(YES_NO, prediction) == {
+        "yes_no_correct": yes_no,
+        "keyword_accuracy": keywords,
+        "answered_correct": keywords,
+        "wrong_but_verified": 1.0 - keywords,
+    }
+
+
+def test_a_yes_no_item_without_keywords_is_scored_by_its_yes_no() -> None:
+    item = eval_item("yes_no", answers=("Yes.",))
+    assert scored(item, "Yes [1].")["keyword_accuracy"] == 1.0
+    assert scored(item, "No.")["keyword_accuracy"] == 0.0
+    assert scored(item, "") == {
+        "yes_no_correct": 0.0,
+        "keyword_accuracy": 0.0,
+        "answered_correct": 0.0,
+        "wrong_but_verified": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("prediction", "citations", "handled"),
+    [
+        ("No, Kerry met Putin for four hours.", 1, 1.0),  # a cited correction
+        ("Kerry did not refuse; they met for four hours.", 2, 1.0),
+        ("No, Kerry met Putin for four hours.", 0, 0.0),  # uncited: not a verified correction
+        ("Kerry refused because he was busy.", 1, 0.0),  # accepts the premise
+    ],
+)
+def test_a_false_premise_is_handled_by_a_cited_correction(prediction: str, citations: int, handled: float) -> None:
+    assert scored(FALSE_PREMISE, prediction, citations) == {
+        "premise_handled": handled,
+        "wrong_but_verified": 1 - handled,
+    }
+
+
+def test_abstaining_handles_a_false_premise_and_any_answer_to_an_unanswerable_question_is_wrong() -> None:
+    assert scored(FALSE_PREMISE, "", 0) == {"premise_handled": 1.0, "wrong_but_verified": None}
+    assert scored(UNANSWERABLE, "No airline was named.") == {"wrong_but_verified": 1.0}  # a negation included
+    assert scored(UNANSWERABLE, "", 0) == {"wrong_but_verified": None}
+
+
+def result(kind: str, answerable: bool, abstained: bool = False, **scores: float | None) -> ItemResult:
+    return ItemResult("i", kind, "Q?", answerable, abstained=abstained, scores={"f1": 0.0, **scores})
+
+
+def test_wrong_but_verified_counts_abstentions_as_not_wrong_over_all_asked_questions() -> None:
+    results = [
+        result("who", True, keyword_accuracy=1.0, answered_correct=1.0, wrong_but_verified=0.0),
+        result("who", True, keyword_accuracy=0.0, answered_correct=0.0, wrong_but_verified=1.0),
+        result("who", True, True, keyword_accuracy=0.0, answered_correct=0.0, wrong_but_verified=None),
+        result("squad", True, keyword_accuracy=None, answered_correct=1.0, wrong_but_verified=0.0),
+        result("false_premise", False, premise_handled=1.0, wrong_but_verified=0.0),
+        result("false_premise", False, premise_handled=0.0, wrong_but_verified=1.0),
+        result("unanswerable", False, True, wrong_but_verified=None),
+        ItemResult("x", "who", "Q?", True, error="LLMError: down"),  # failed: not asked
+    ]
+    agg = aggregate(results)
+    assert agg["wrong_but_verified"] == round(2 / 7, 4)  # 2 wrong answers among 7 asked questions
+    assert agg["answered_correct"] == 0.5  # 2 of the 4 answerable questions asked
+    assert agg["keyword_accuracy_answerable"] == round(1 / 3, 4)  # the SQuAD item has no keywords: not counted
+    assert agg["premise_handled"] == 0.5
+    assert agg["yes_no_correct"] is None  # no yes_no item: nothing measured
+    # the cited correction counts as declining, like an abstention: tp 2 (it and the abstention), fp 1, fn 1
+    assert (agg["abstention_tp"], agg["abstention_fp"], agg["abstention_fn"], agg["abstention_tn"]) == (2, 1, 1, 3)
+    assert agg["abstention_precision"] == pytest.approx(2 / 3) and agg["abstention_recall"] == pytest.approx(2 / 3)
+    kinds = by_kind(results)
+    assert kinds["who"]["wrong_but_verified"] == 0.3333 and kinds["who"]["answered_correct"] == 0.3333
+    assert kinds["squad"]["keyword_accuracy_answerable"] is None and kinds["squad"]["answered_correct"] == 1.0
+    assert kinds["false_premise"]["wrong_but_verified"] == 0.5
+    assert kinds["unanswerable"]["wrong_but_verified"] == 0.0
+
+
+def test_abstention_metrics_are_null_when_nothing_was_measured() -> None:
+    agg = aggregate([result("who", True, keyword_accuracy=1.0, answered_correct=1.0, wrong_but_verified=0.0)])
+    assert (agg["abstention_precision"], agg["abstention_recall"], agg["abstention_f1"]) == (None, None, None)
+    assert agg["wrong_but_verified"] == 0.0
+    retrieval_only = aggregate([ItemResult("i", "who", "Q?", True, gold_rank=1)])
+    assert retrieval_only["wrong_but_verified"] is None and "abstention_precision" not in retrieval_only
+
+
+@pytest.mark.parametrize(
+    ("verdict", "supported"), [(True, True), (False, False), (0.5, True), (0.93, True), (0.49, False), (0.0, False)]
+)
+def test_judge_entails_accepts_a_bool_or_a_probability(verdict: bool | float, supported: bool) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def judge(claim: str, evidence: str) -> bool | float:
+        asked.append((claim, evidence))
+        return verdict
+
+    assert judge_entails(judge)("the premise", "the hypothesis") is supported
+    assert asked == [("the hypothesis", "the premise")]  # the claim is the hypothesis, the evidence the premise
+
+
+# --- runs ---------------------------------------------------------------------------------------------------
+
+
+def questions_asked(fake: FakeOpenAI) -> list[RecordedRequest]:
+    """The answer requests a fake received (not the judge's)."""
+    return [r for r in fake.chat_requests if not is_judge_prompt(r.messages)]
+
+
 @pytest.fixture()
 def fake() -> Iterator[FakeOpenAI]:
     def reply_for(messages: list[dict[str, str]]) -> str:
-        return "YES" if "Is the claim supported" in messages[-1]["content"] else TRUE_SENTENCE
+        return "YES" if is_judge_prompt(messages) else TRUE_SENTENCE
 
     with FakeOpenAI(reply_for=reply_for) as server:
         yield server
@@ -144,21 +347,69 @@ def test_a_failed_question_is_recorded_and_an_interrupted_run_resumes(tmp_path: 
     lines = (out / "items.jsonl").read_text().splitlines()
     (out / "items.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:40])
     assert set(read_results(out / "items.jsonl")) == {"q0", "q1"}
-    asked_before = len(fake.chat_requests)
+    asked_before = len(questions_asked(fake))
     report, results = evaluate(settings, dataset, out, corpus=SEEDS, judge=False, resume=True)
-    assert len(fake.chat_requests) - asked_before == 2  # q0 (it had failed) and q2 (cut off); not q1
+    assert len(questions_asked(fake)) - asked_before == 2  # q0 (it had failed) and q2 (cut off); not q1
     assert [r.error for r in results] == [None, None, None]
     assert report["aggregates"]["failed"] == 0
 
 
 def test_squad_eval_indexes_its_own_corpus(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.reply_for = lambda messages: "The talks lasted four hours [1]."
+    fake.reply_for = lambda messages: "YES" if is_judge_prompt(messages) else "The talks lasted four hours [1]."
     settings = make_settings(tmp_path / "unused", llm__base_url=fake.base_url, llm__model="fake", llm__max_retries=0)
     report, results = evaluate(settings, SQUAD, tmp_path / "squad", judge=False, limit=4)
     assert report["dataset"]["corpus"] == str(tmp_path / "squad" / "corpus")
     by_id = {r.id: r for r in results}
     assert by_id["sochi1"].scores["contains_answer"] == 1.0 and by_id["sochi1"].gold_rank == 1
     assert by_id["nsr2"].answerable is False
+
+
+def test_a_separate_judge_scores_alce_and_its_key_stays_out_of_the_report(tmp_path: Path, fake: FakeOpenAI) -> None:
+    # The answering endpoint cannot judge (it replies with the answer sentence); the judge says YES to every claim.
+    fake.reply_for = lambda messages: TRUE_SENTENCE
+    dataset = write_jsonl(tmp_path / "one.jsonl", [ITEM])
+    with FakeOpenAI(reply="YES", model="judge-model") as judge:
+        settings = make_settings(
+            tmp_path / "unused",
+            llm__base_url=fake.base_url,
+            llm__model="fake",
+            llm__api_key="answer-secret",
+            llm__max_retries=0,
+            answer__judge=False,  # the answer's own borderline check stays off: every judge call is ALCE's
+            eval__judge_base_url=judge.base_url,
+            eval__judge_model="judge-model",
+            eval__judge_api_key="judge-secret",
+        )
+        report, results = evaluate(settings, dataset, tmp_path / "out", corpus=SEEDS)
+        judge_requests = judge.chat_requests
+    assert results[0].scores["alce_recall"] == 1.0
+    assert judge_requests and all(is_judge_prompt(r.messages) for r in judge_requests)
+    assert {r.body["model"] for r in judge_requests if r.body} == {"judge-model"}
+    assert {r.authorization for r in judge_requests} == {"Bearer judge-secret"}
+    assert fake.chat_requests and not any(is_judge_prompt(r.messages) for r in fake.chat_requests)
+    assert report["fingerprint"]["judge"] == {"base_url": judge.base_url, "model": "judge-model"}
+    assert report["fingerprint"]["settings"]["eval"] == {"judge_base_url": judge.base_url, "judge_model": "judge-model"}
+    written = (tmp_path / "out" / "report.json").read_text() + (tmp_path / "out" / "report.md").read_text()
+    assert "secret" not in written and "api_key" not in written
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert f"judge: `judge-model` at {judge.base_url}" in markdown
+    assert "| wrong_but_verified | 0.000 |" in markdown and "| answered_correct | 1.000 |" in markdown
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"eval__judge_base_url": "http://127.0.0.1:9/v1"}, "set RAG_EVAL_JUDGE_MODEL"),
+        ({"eval__judge_model": "judge-model"}, "set RAG_EVAL_JUDGE_BASE_URL"),
+    ],
+)
+def test_half_a_judge_setting_is_refused_before_indexing(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    settings = make_settings(tmp_path / "unused", **overrides)
+    with pytest.raises(ConfigError, match=message):
+        evaluate(settings, SQUAD, tmp_path / "out")
+    assert not (tmp_path / "out" / "index").exists()
 
 
 @pytest.mark.llm

@@ -243,3 +243,36 @@ def test_stop_server_ends_the_process(server: llm.ServerHandle) -> None:
     assert not Path(f"/proc/{server.pid}").exists()
     assert llm.server_status("0.5b") is None
     assert llm.stop_server("0.5b") is False
+
+
+def test_the_judge_server_has_logprobs_on_and_a_small_context() -> None:
+    model = llm.bundled_model("0.5b")
+    answer = llm.server_command(model, Path("m.gguf"), 1234)
+    judge = llm.server_command(model, Path("m.gguf"), 1235, role="judge")
+    assert answer[answer.index("--logits_all") + 1] == "False"  # the answer's prompt pass stays fast
+    assert judge[judge.index("--logits_all") + 1] == "True"  # top_logprobs need every position's logits
+    assert int(judge[judge.index("--n_ctx") + 1]) < int(answer[answer.index("--n_ctx") + 1])
+    with pytest.raises(LLMError, match="valid: answer, judge"):
+        llm.ensure_server("0.5b", persistent=False, role="critic")
+
+
+@pytest.mark.llm
+def test_the_judge_server_answers_logprobs_beside_the_answer_server(server: llm.ServerHandle) -> None:
+    judge = llm.ensure_server("0.5b", persistent=False, role="judge")
+    try:
+        assert judge.port != server.port and judge.role == "judge"
+        assert llm.server_status("0.5b", "judge") is not None
+        client, model = llm.make_client(LLMSettings(bundled="0.5b"), role="judge")
+        response = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Is Paris in France? Reply YES or NO."}],
+            max_tokens=1,
+            temperature=0,
+            logprobs=True,
+            top_logprobs=5,
+        )
+        assert response.choices[0].logprobs is not None
+        assert len(response.choices[0].logprobs.content[0].top_logprobs) == 5
+    finally:
+        judge.stop()
+    assert llm.server_status("0.5b", "judge") is None

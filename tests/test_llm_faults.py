@@ -12,7 +12,7 @@ from rag.answering import ABSTAIN_TEXT, Answer, Turn
 from rag.assistant import Assistant
 from rag.errors import LLMError
 from tests.conftest import SEEDS, make_settings
-from tests.fake_openai import FakeOpenAI, Messages
+from tests.fake_openai import FakeOpenAI, Messages, is_judge_request
 
 QUESTION = "Who is the chief of Russia's Northern Fleet?"
 # Copies seeds/004's "Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said ..." with a marker.
@@ -21,11 +21,11 @@ SECOND_TRUE_SENTENCE = "Moiseyev said that Moscow has the right to set navigatio
 HALLUCINATION = "The capital of France is Paris"
 
 
-def answering(reply: str, judge: str = "YES") -> Callable[[Messages], str]:
-    """A model that says ``judge`` to the yes/no judge prompt and ``reply`` to every other prompt."""
+def answering(reply: str) -> Callable[[Messages], str]:
+    """A model that says ``reply`` to every prompt but the judge's (the fake's ``judge_score`` answers those)."""
 
     def reply_for(messages: Messages) -> str:
-        return judge if "Is the claim supported" in messages[-1]["content"] else reply
+        return reply
 
     return reply_for
 
@@ -217,27 +217,26 @@ def test_garbage_is_a_clear_error_not_a_crash_or_a_silent_abstention(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_empty_output_abstains(fake: FakeOpenAI, make_assistant: Callable[..., Assistant], stream: bool) -> None:
+def test_empty_output_is_an_error_not_an_abstention(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], stream: bool
+) -> None:
+    """A model that says nothing is broken: the user is told, never shown "the documents do not answer"."""
     fake.empty = True
     assistant = make_assistant()
 
-    if stream:
-        text, answer = streamed(assistant, QUESTION)
-        assert text == ABSTAIN_TEXT
-    else:
-        answer = assistant.ask(QUESTION)
-
-    assert answer.abstained is True
-    assert answer.answer == ABSTAIN_TEXT
-    assert "do not answer" in answer.answer
-    assert answer.citations == []
-    assert answer.passages, "the closest passages are still listed"
+    with pytest.raises(LLMError, match="returned an empty answer") as caught:
+        if stream:
+            streamed(assistant, QUESTION)
+        else:
+            assistant.ask(QUESTION)
+    assert "RAG_LLM_MODEL" in str(caught.value)
 
 
 def test_refusal_abstains_and_lists_the_closest_passages(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
     fake.reply_for = answering("NOT FOUND")
+    fake.judge_score = 0.2  # no retrieved sentence answers it either
     assistant = make_assistant()
 
     answer = assistant.ask("What is the boiling point of mercury?")
@@ -247,6 +246,48 @@ def test_refusal_abstains_and_lists_the_closest_passages(
     assert answer.citations == []
     assert answer.passages
     assert "NOT FOUND" not in answer.answer
+    judged = [r for r in fake.chat_requests if is_judge_request(r.messages)]
+    assert len(judged) == assistant.settings.answer.fallback_sentences  # each candidate sentence was tried
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_with_an_answering_sentence_shows_that_sentence_quoted(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], stream: bool
+) -> None:
+    """Extractive fallback: the model said NOT FOUND, the judge finds a retrieved sentence that answers."""
+    fake.reply_for = answering("NOT FOUND")
+    fake.judge_score = 0.95
+    assistant = make_assistant()
+
+    text, answer = streamed(assistant, QUESTION) if stream else ("", assistant.ask(QUESTION))
+
+    assert not answer.abstained
+    assert answer.answer.endswith("[1].") and len(answer.citations) == 1
+    citation = answer.citations[0]
+    source = (SEEDS / citation.doc_id).read_text(encoding="utf-8")
+    assert source[citation.start : citation.end] == citation.quote
+    assert " ".join(citation.quote.split()).rstrip(".") in answer.answer  # the sentence itself is the answer
+    assert answer.timings_ms.get("fallback") == 1
+    if stream:
+        assert text == answer.answer
+
+
+def test_an_endpoint_without_logprobs_is_judged_by_its_words(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """llama-cpp-python without logits_all answers logprobs requests with HTTP 500: the judge reads YES/NO."""
+    fake.reply_for = answering(TRUE_SENTENCE)
+    fake.logprobs_error = True
+    fake.judge_score = 0.9
+    assistant = make_assistant()
+
+    answer = assistant.ask(QUESTION)
+
+    assert not answer.abstained and "Moiseyev" in answer.answer
+    assert assistant.model.judge_model.mode == "text"
+    judged = [r for r in fake.chat_requests if is_judge_request(r.messages)]
+    assert judged[0].body is not None and judged[0].body.get("logprobs") is True  # tried once
+    assert all(not (r.body or {}).get("logprobs") for r in judged[1:])  # then words only
 
 
 # --- what the model writes is checked, not trusted ------------------------------------------------------
@@ -257,7 +298,8 @@ def test_invented_marker_and_hallucination_never_reach_the_answer(
 ) -> None:
     reply = f"{TRUE_SENTENCE.replace('[1]', '[9]')} {HALLUCINATION} [1]. {SECOND_TRUE_SENTENCE}"
     # A judge that agrees with everything: the hallucination must be caught by the alignment with the evidence.
-    fake.reply_for = answering(reply, judge="YES")
+    fake.reply_for = answering(reply)
+    fake.judge_score = 0.99
     assistant = make_assistant()
 
     answer = assistant.ask(QUESTION)

@@ -10,11 +10,14 @@ import pytest
 from rag.metrics import (
     abstention_scores,
     alce_citation_scores,
+    answer_yes_no,
     citation_overlap,
     contains_answer,
+    corrects_premise,
     exact_match,
     gold_rank,
     keyword_accuracy,
+    leading_yes_no,
     mean_reciprocal_rank,
     normalize_answer,
     overlaps,
@@ -22,6 +25,7 @@ from rag.metrics import (
     recall_at_k,
     summary,
     token_f1,
+    yes_no_correct,
 )
 
 # --- Answer text -------------------------------------------------------------------------------------------------
@@ -91,12 +95,74 @@ def test_keyword_accuracy_alternatives_case_and_numbers() -> None:
     assert keyword_accuracy("About 12,000 troops.", ["2,000"]) == 0.0
     assert keyword_accuracy("Moiseyev heads the fleet.", ["Moiseyev", "fleet"]) == 1.0
     assert keyword_accuracy("Moiseyev heads the fleet.", ["Moiseyev", "Murmansk"]) == 0.0
-    assert keyword_accuracy("anything", []) == 1.0
+
+
+def test_keyword_accuracy_without_keywords_is_null_not_perfect() -> None:
+    assert keyword_accuracy("anything", []) is None
+    assert keyword_accuracy("", []) is None
 
 
 def test_keyword_accuracy_rejects_an_empty_keyword() -> None:
     with pytest.raises(ValueError, match="'\\|'"):
         keyword_accuracy("anything", ["Moiseyev", "|"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes", "yes"),
+        ("yes, he did [1].", "yes"),
+        ("No,", "no"),
+        ("No — Kerry met Putin.", "no"),
+        ("No.", "no"),
+        ('"No," the report says.', "no"),
+        ("NO Kerry met Putin", "no"),
+        ("Not at all.", None),
+        ("Nobody refused.", None),
+        ("Yesterday Kerry met Putin.", None),
+        ("Kerry met Putin. No.", None),
+        ("", None),
+    ],
+)
+def test_leading_yes_no(text: str, expected: str | None) -> None:
+    assert leading_yes_no(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("No, Kerry met Putin for four hours [1].", "no"),
+        ("According to the report, no, he did not refuse.", "no"),
+        ("In short: yes. The talks lasted four hours.", "yes"),
+        ("There is no evidence that he refused.", None),  # "no" not followed by punctuation: not an answer
+        ("Kerry met Putin. So, no.", None),  # only the first sentence counts
+        ("Yes and no: it depends.", "yes"),  # the leading word wins
+        ("Some say yes, others say no.", None),  # both
+        ("The documents do not say.", None),
+    ],
+)
+def test_answer_yes_no_reads_the_start_or_the_first_sentence(answer: str, expected: str | None) -> None:
+    assert answer_yes_no(answer) == expected
+
+
+def test_yes_no_correct_compares_with_the_reference() -> None:
+    assert yes_no_correct("No, he met Putin [1].", "No, Kerry met Putin for four hours.") == 1.0
+    assert yes_no_correct("no — he met him", "No.") == 1.0
+    assert yes_no_correct("Yes, he refused.", "No, Kerry met Putin.") == 0.0
+    assert yes_no_correct("Kerry met Putin for four hours.", "No, Kerry met Putin.") == 0.0  # says neither
+    assert yes_no_correct("", "Yes") == 0.0  # an abstention
+    with pytest.raises(ValueError, match="must start with 'Yes' or 'No'"):
+        yes_no_correct("Yes", "Kerry met Putin.")
+
+
+def test_corrects_premise_needs_a_negation_and_a_citation() -> None:
+    assert corrects_premise("No, Kerry met Putin for four hours [1].", citations=1)
+    assert corrects_premise("Kerry did not refuse; he met Putin [1].", citations=1)
+    assert corrects_premise("Kerry didn’t refuse [1].", citations=1)
+    assert corrects_premise("Moiseyev never commanded the Pacific Fleet [1].", citations=2)
+    assert not corrects_premise("No, Kerry met Putin.", citations=0)  # an uncited correction is not verified
+    assert not corrects_premise("Kerry refused because he was busy [1].", citations=1)  # accepts the premise
+    assert not corrects_premise("Kerry's notebook [1].", citations=1)  # "notebook" is not "not"
 
 
 # --- Retrieval ---------------------------------------------------------------------------------------------------
@@ -144,15 +210,24 @@ def test_abstention_scores_by_hand() -> None:
     assert scores["f1"] == pytest.approx(2 / 3)
 
 
-def test_abstention_all_answerable_and_nothing_abstained_is_perfect() -> None:
+def test_abstention_with_nothing_to_measure_is_null_not_perfect() -> None:
+    # all answerable, nothing abstained: no abstention to judge, no unanswerable question to find
     scores = abstention_scores([False, False, False], [False, False, False])
-    assert scores == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 0, "fp": 0, "fn": 0, "tn": 3}
-    assert abstention_scores([], [])["f1"] == 1.0
+    assert scores == {"precision": None, "recall": None, "f1": None, "tp": 0, "fp": 0, "fn": 0, "tn": 3}
+    assert abstention_scores([], []) == {
+        "precision": None,
+        "recall": None,
+        "f1": None,
+        "tp": 0,
+        "fp": 0,
+        "fn": 0,
+        "tn": 0,
+    }
 
 
-def test_abstention_on_an_all_answerable_set_scores_zero() -> None:
+def test_abstention_on_an_all_answerable_set_scores_zero_precision_and_no_recall() -> None:
     scores = abstention_scores([True, False], [False, False])
-    assert (scores["precision"], scores["recall"], scores["f1"]) == (0.0, 0.0, 0.0)
+    assert (scores["precision"], scores["recall"], scores["f1"]) == (0.0, None, 0.0)
     assert scores["fp"] == 1
 
 
@@ -165,9 +240,16 @@ def test_abstaining_everywhere_has_full_recall_and_the_base_rate_as_precision() 
     assert scores["f1"] == pytest.approx(2 / 3)
 
 
-def test_no_abstentions_with_unanswerable_questions_scores_zero() -> None:
+def test_no_abstentions_with_unanswerable_questions_scores_zero_recall_and_no_precision() -> None:
     scores = abstention_scores([False, False, False], [True, False, False])
-    assert scores == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 1, "tn": 2}
+    assert scores == {"precision": None, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 1, "tn": 2}
+
+
+def test_abstention_f1_is_2tp_over_2tp_fp_fn() -> None:
+    # tp 1, fp 3, fn 0: P = 1/4, R = 1, 2PR / (P + R) = (1/2) / (5/4) = 2/5 = 2 * 1 / (2 + 3 + 0)
+    scores = abstention_scores([True, True, True, True, False], [True, False, False, False, False])
+    assert (scores["precision"], scores["recall"]) == (0.25, 1.0)
+    assert scores["f1"] == pytest.approx(2 / 5)
 
 
 def test_abstention_lists_of_different_lengths_are_an_error() -> None:

@@ -1,0 +1,53 @@
+"""Split a question that asks two things into the sub-questions that retrieval looks up one by one.
+
+"Who heads People Operations, and in which city is that team?" needs one document for each half; one search
+for the whole question finds the first and misses the second. Each part is searched for on its own and the
+evidence keeps the best sentences of each (``rag.evidence.select_evidence``), so the model sees both.
+No model call: the split is by the question's own syntax, so it costs nothing when a question is simple.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ASKING = (
+    r"(?:who|whom|whose|what|when|where|which|why|how|in\s+which|in\s+what|on\s+which|at\s+which|"
+    r"for\s+which|from\s+which|did|does|do|is|are|was|were|has|have|had|can|could|will|would)\b"
+)
+# "..., and in which city is that team?"  "... Istanbul talks, and how does the later report describe him?"
+_AND_ASK = re.compile(rf",?\s+(?:and|but|while)\s+(?={_ASKING})", re.IGNORECASE)
+# "... came up both in Kerry's talks in Sochi and in Lavrov's statement ...?"
+_BOTH = re.compile(r"\bboth\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE)
+# "..., according to the February AP report and to Ryabkov's September briefing?"
+_ACCORDING = re.compile(
+    r"(?P<head>.*?),?\s+according\s+to\s+(?P<a>.+?)\s+and\s+(?:to\s+)?(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE
+)
+_MIN_WORDS = 3
+# A later part that points back ("in which city is that team?", "how does the report describe him?").
+_POINTING = re.compile(r"\b(?:that|this|these|those|he|him|his|she|her|it|its|they|them|their|there)\b", re.I)
+
+
+def sub_questions(question: str) -> list[str]:
+    """The parts of a two-part question (two or more), or [] when it asks one thing."""
+    text = " ".join(question.split())
+    parts = [p.strip(" ,;") for p in _AND_ASK.split(text)]
+    if len(parts) >= 2 and all(len(p.split()) >= _MIN_WORDS for p in parts):
+        from rag.citations import premise_terms
+
+        first = _as_question(parts[0])
+        named = " ".join(premise_terms(first))
+        rest = [_as_question(p) for p in parts[1:]]
+        # What a later part points back to is named in the first: searched for with it.
+        return [first, *(f"{p} ({named})" if named and _POINTING.search(p) else p for p in rest)]
+    if match := _ACCORDING.match(text):
+        head = match.group("head")
+        return [f"{head}, according to {match.group(x)}?" for x in ("a", "b")]
+    if match := _BOTH.search(text):
+        head = text[: match.start()].rstrip()
+        return [f"{head} {match.group(x)}?" for x in ("a", "b")]
+    return []
+
+
+def _as_question(part: str) -> str:
+    part = part.rstrip(" ?.!")
+    return part[:1].upper() + part[1:] + "?"

@@ -1,0 +1,58 @@
+"""Two-part questions are split into the parts retrieval looks up; one-part questions are left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.questions import sub_questions
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        (
+            "Who heads People Operations, and in which city is that team?",
+            ["Who heads People Operations?", "In which city is that team? (People Operations)"],
+        ),
+        (
+            "How did the US let departing Russian diplomats fly home despite its ban, and what did Russia later "
+            "propose about air travel between the two countries?",
+            [
+                "How did the US let departing Russian diplomats fly home despite its ban?",
+                "What did Russia later propose about air travel between the two countries?",
+            ],
+        ),
+        (
+            "Which country's nuclear programme came up both in Kerry's 2015 talks in Sochi and in Lavrov's "
+            "statement at the Arctic Council meeting?",
+            [
+                "Which country's nuclear programme came up in Kerry's 2015 talks in Sochi?",
+                "Which country's nuclear programme came up in Lavrov's statement at the Arctic Council meeting?",
+            ],
+        ),
+        (
+            "Had Washington answered Russia's proposal, according to the February AP report and to Ryabkov's "
+            "September briefing?",
+            [
+                "Had Washington answered Russia's proposal, according to the February AP report?",
+                "Had Washington answered Russia's proposal, according to Ryabkov's September briefing?",
+            ],
+        ),
+    ],
+)
+def test_two_part_questions_are_split(question: str, parts: list[str]) -> None:
+    assert sub_questions(question) == parts
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who is the chief of Russia's Northern Fleet?",
+        "What did Russia and the US agree on?",
+        "Whom did Darchiyev succeed as ambassador?",
+        "How much can Orbi carry, including the rider?",
+        "Did Kerry and Lavrov meet in Sochi?",
+    ],
+)
+def test_one_part_questions_are_not_split(question: str) -> None:
+    assert sub_questions(question) == []

@@ -1,0 +1,171 @@
+"""The support verifier: hard checks, the logprob reading, the support set and its report.
+
+The judge's quality on the real bundled model is measured in tests/test_support_quality.py; here the logic
+around it runs against a fake OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.answering import ChatModel
+from rag.citations import unmatched_question_entities
+from rag.errors import InputError, LLMError
+from rag.support import SupportPair, evaluate_support, fit_threshold, load_support_set, precision_recall
+from rag.verify import Judge, hard_check, is_verbatim, negations
+from tests.conftest import REPO, make_settings
+from tests.fake_openai import FakeOpenAI, is_judge_request
+
+QUOTE = (
+    "Sonata Coulter, U.S. deputy assistant secretary of state for Russia and Central Europe who led the U.S. "
+    "delegation, said the talks were constructive."
+)
+
+
+@pytest.mark.parametrize(
+    ("claim", "why"),
+    [
+        ("Sonata Coulter led the delegation of Ukraine.", "Ukraine"),
+        ("The talks lasted 8 hours.", "8 hours"),
+        ("Sonata Coulter did not lead the U.S. delegation.", "negates"),
+        ("Coulter never called the talks constructive.", "negates"),
+    ],
+)
+def test_hard_checks_reject_what_the_quote_cannot_say(claim: str, why: str) -> None:
+    reason = hard_check(claim, QUOTE)
+    assert reason is not None and why in reason
+
+
+@pytest.mark.parametrize(
+    "claim",
+    ["Sonata Coulter led the U.S. delegation.", "Coulter said the talks were constructive."],
+)
+def test_hard_checks_pass_what_the_quote_states(claim: str) -> None:
+    assert hard_check(claim, QUOTE) is None
+
+
+def test_role_swaps_pass_the_hard_checks_so_the_judge_must_see_them() -> None:
+    """Every name is in the quote: only meaning can tell that Coulter did not lead Russia's side."""
+    assert hard_check("Sonata Coulter led Russia's delegation.", QUOTE) is None
+
+
+def test_verbatim_and_negation_helpers() -> None:
+    assert is_verbatim("the talks were constructive", QUOTE)
+    assert not is_verbatim("the talks were productive", QUOTE)
+    assert not is_verbatim("constructive", QUOTE)  # too short to stand for the quote
+    assert negations("He did not go and won't.") == 2
+    assert negations("Nothing was agreed") == 1 and negations("Notes were taken") == 0
+
+
+@pytest.mark.parametrize("word", ["Whom", "Whose", "Which", "Whoever"])
+def test_question_words_are_never_premises(word: str) -> None:
+    question = f"{word} did Darchiyev succeed as ambassador?"
+    assert unmatched_question_entities(question, ["Alexander Darchiyev succeeds Anatoly Antonov."]) == []
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI().start() as server:
+        yield server
+
+
+def judge_on(fake: FakeOpenAI, tmp_path: Path) -> Judge:
+    settings = make_settings(tmp_path / "index", llm__base_url=fake.base_url, llm__model="fake")
+    return ChatModel(settings).judge_model
+
+
+def test_the_score_is_p_yes_read_from_top_logprobs(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.judge_score = 0.73
+    judge = judge_on(fake, tmp_path)
+
+    assert judge.support("Who led?", "Coulter led.", QUOTE) == pytest.approx(0.73, abs=1e-6)
+    assert judge.mode == "logprobs"
+    request = fake.chat_requests[-1]
+    assert is_judge_request(request.messages)
+    assert request.body is not None and request.body["max_tokens"] == 1 and request.body["top_logprobs"] >= 2
+    judge.support("Who led?", "Coulter led.", QUOTE)  # the same pair again: answered from the cache
+    assert len(fake.chat_requests) == 1 and judge.calls == 1
+
+
+def test_without_logprobs_the_judge_reads_the_word(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.logprobs_error = True
+    fake.judge_score = 0.2
+    judge = judge_on(fake, tmp_path)
+
+    assert judge.support("Who led?", "Lavrov led the U.S. delegation.", QUOTE) == 0.0
+    assert judge.mode == "text"
+    fake.judge_score = 0.8
+    assert judge.support("Who led?", "Coulter led the U.S. delegation.", QUOTE) == 1.0
+
+
+def test_a_judge_that_answers_neither_yes_nor_no_is_an_error(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.judge_score = None  # judge prompts get the plain reply
+    fake.reply = "Perhaps, it depends."
+    judge = judge_on(fake, tmp_path)
+
+    with pytest.raises(LLMError, match="YES or NO"):
+        judge.support("Who led?", "Coulter led.", QUOTE)
+
+
+def test_a_server_error_is_not_mistaken_for_missing_logprobs(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.status = 401
+    with pytest.raises(LLMError, match="API key"):
+        judge_on(fake, tmp_path).support("Who led?", "Coulter led.", QUOTE)
+
+
+def pair(i: int, split: str, label: bool, claim: str = "Coulter led the U.S. delegation.") -> SupportPair:
+    return SupportPair(f"p{i}", split, "Who led?", claim, QUOTE, label, "answer" if label else "swap_name", "seeds")
+
+
+def test_threshold_is_fitted_on_dev_for_the_precision_target() -> None:
+    scored = [(0.9, True), (0.8, True), (0.7, False), (0.6, True), (0.3, False)]
+    threshold = fit_threshold(scored, 0.97)
+    assert threshold == 0.8  # 0.7 would let a false pair through
+    assert precision_recall(scored, threshold) | {} == {
+        "threshold": 0.8, "precision": 1.0, "recall": round(2 / 3, 4), "called": 2, "tp": 2, "fp": 0,
+        "positives": 3, "pairs": 5,
+    }  # fmt: skip
+    assert precision_recall([(0.1, True)], 0.5)["precision"] is None  # nothing called supported: undefined
+
+
+def test_evaluate_support_reports_the_held_out_half(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.judge_score = None  # the fake answers by words: a text-mode judge
+    fake.reply_for = lambda messages: "YES" if "Coulter led the U.S." in messages[-1]["content"] else "NO"
+    pairs = [pair(i, "dev", True) for i in range(3)] + [pair(9, "dev", False, "Lavrov led.")]
+    pairs += [pair(10, "test", True), pair(11, "test", False, "Coulter led the Ukrainian delegation.")]
+
+    report = evaluate_support(judge_on(fake, tmp_path), pairs)
+
+    assert report["judge_mode"] == "text"
+    assert report["dev"]["precision"] == 1.0 and report["dev"]["recall"] == 1.0
+    assert report["test"]["tp"] == 1 and report["test"]["fp"] == 0
+    assert report["hard_check_rejections"] == 2  # "Lavrov" and "Ukrainian" are not in the quote
+    assert {row["id"] for row in report["items"]} == {p.id for p in pairs}
+
+
+def test_the_committed_support_set_is_large_balanced_and_split() -> None:
+    pairs = load_support_set(REPO / "evals" / "support.jsonl")
+    assert len(pairs) >= 400
+    for split in ("dev", "test"):
+        half = [p for p in pairs if p.split == split]
+        assert len(half) >= 150
+        assert 0.25 <= sum(p.label for p in half) / len(half) <= 0.6
+    kinds = {p.how for p in pairs if not p.label}
+    assert {"distractor", "swap_name", "swap_number", "swap_roles", "negation"} <= kinds
+    assert {p.source for p in pairs} == {"seeds", "squad"}
+    questions = {split: {p.question for p in pairs if p.split == split} for split in ("dev", "test")}
+    assert not questions["dev"] & questions["test"]  # a question's pairs stay in one half
+
+
+def test_a_broken_support_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "support.jsonl"
+    path.write_text(json.dumps({"id": "a", "split": "dev", "claim": "x", "quote": "y", "label": True}) + "\n{}\n")
+    with pytest.raises(InputError, match=r"support.jsonl:2"):
+        load_support_set(path)
+    path.write_text(json.dumps({"id": "a", "split": "train", "claim": "x", "quote": "y", "label": True}) + "\n")
+    with pytest.raises(InputError, match="dev or test"):
+        load_support_set(path)
