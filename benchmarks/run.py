@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks import scale, serve, startup  # noqa: E402
-from rag.answering import Answer  # noqa: E402
+from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import EMBED_BACKENDS, load_settings  # noqa: E402
 from rag.embedders import load_embedder  # noqa: E402
@@ -207,8 +207,10 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     assistant.ask(rows[0]["question"])  # warm: server started, model loaded, system prompt cached
     correct = abstained_right = 0
     first_token, first_output, total, outside, prompt_tokens, items = [], [], [], [], [], []
+    judge_ms: list[float] = []
     for row in rows:
-        *_, answer = assistant.ask_stream(row["question"])  # streamed: first_token is the model's first token
+        history = [Turn(t["question"], t["answer"]) for t in row.get("history", [])]  # a follow-up
+        *_, answer = assistant.ask_stream(row["question"], history)  # streamed: first_token is the model's first
         assert isinstance(answer, Answer)
         t = answer.timings_ms
         if row["answerable"]:
@@ -219,7 +221,9 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             first_token.append(t["first_token"])
             first_output.append(t["first_output"])
             total.append(t["total"])
-            outside.append(t["total"] - t.get("generate", 0) - t.get("rewrite", 0))
+            # Outside the model: retrieval, evidence, alignment; not generation, the rewrite or the judge's calls.
+            outside.append(t["total"] - t.get("generate", 0) - t.get("rewrite", 0) - t.get("judge", 0))
+            judge_ms.append(t.get("judge", 0))
         prompt_tokens.append(answer.usage.get("prompt_tokens", 0))
         items.append({"question": row["question"], "answer": answer.answer, "abstained": answer.abstained, **t})
     answerable = sum(r["answerable"] for r in rows)
@@ -236,6 +240,8 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "total_ms_p50": round(percentile(total, 50)) if total else None,
         "total_ms_p95": round(percentile(total, 95)) if total else None,
         "outside_llm_ms_p50": round(percentile(outside, 50)) if outside else None,
+        "judge_ms_p50": round(percentile(judge_ms, 50)) if judge_ms else None,
+        "judge_ms_p95": round(percentile(judge_ms, 95)) if judge_ms else None,
         "outside_llm_share_p50": round(percentile([o / t for o, t in zip(outside, total, strict=True)], 50), 3)
         if total
         else None,

@@ -32,7 +32,7 @@ from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
 from rag.questions import sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
-from rag.verify import Judge, is_verbatim, negations
+from rag.verify import Judge, hard_check, is_verbatim, support_score
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 
@@ -338,16 +338,16 @@ def answer_events(
 
     def supported(claim: Claim) -> bool:
         """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
-        if not claim.evidence or claim.missing:
+        if not claim.evidence:
             return False
         quote = " ".join(s.text for s in claim.evidence)
-        if negations(claim.text) > negations(quote):  # "did not lead" against "led": never support
+        if hard_check(claim.text, quote, standalone) is not None:  # a name, number or negation the quote lacks
             return False
         if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
             return aligner.settle(claim, None)
         if emitted and is_verbatim(claim.text, quote):
             return True  # the quote's own words, after a first sentence the judge found to answer the question
-        return judge.support(standalone, claim.text, quote) >= threshold
+        return support_score(judge, standalone, claim.text, quote) >= threshold
 
     t_judge = judge.seconds if judge is not None else 0.0
     raw = ""
@@ -395,7 +395,7 @@ def answer_events(
                 if cancel is not None and cancel.is_set():
                     return
                 claim = aligner.quoted(sentence)
-                if judge.support(standalone, claim.text, sentence.text) >= threshold:
+                if support_score(judge, standalone, claim.text, sentence.text) >= threshold:
                     if (piece := emit(claim, True)) is not None:
                         yield shown(piece)
                     timings["fallback"] = 1

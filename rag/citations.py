@@ -29,13 +29,13 @@ _REFUSAL = re.compile(
 )
 # Names and numbers: a claim that states one its evidence never mentions is not supported by it.
 _NAME = re.compile(r"(?<![\w.])[A-Z][\w\-’']*[a-z][\w\-]*")
-_NUMBER_WORDS = frozenset(
+NUMBER_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty sixty "
     "seventy eighty ninety hundred thousand million billion half dozen".split()
 )
 # A quantity and the word it counts ("eight hours", "2 million", "48 people"): the pair must be in the quote.
 _QUANTITY = re.compile(
-    rf"(?<![\w.,])(\d(?:[\d,.]*\d)?|{'|'.join(sorted(_NUMBER_WORDS))})(?:\s+([A-Za-z]+))?(?!\w)", re.IGNORECASE
+    rf"(?<![\w.,])(\d(?:[\d,.]*\d)?|{'|'.join(sorted(NUMBER_WORDS))})(?:\s+([A-Za-z]+))?(?!\w)", re.IGNORECASE
 )
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
 _FUNCTION_WORDS = frozenset("of in on at to and or the a an for by from with than as per".split())
@@ -113,7 +113,7 @@ def entities(text: str) -> list[str]:
     found: list[str] = []
     for match in _NAME.finditer(text):
         word = re.sub(r"(?:['’]s|[.,])$", "", match.group(0))
-        if word.lower() not in _SENTENCE_STARTERS and word.lower() not in _NUMBER_WORDS:
+        if word.lower() not in _SENTENCE_STARTERS and word.lower() not in NUMBER_WORDS:
             found.extend(part for part in word.split("-") if len(part) > 1)
     for match in _QUANTITY.finditer(text):
         number, unit = match.group(1), match.group(2)
@@ -145,7 +145,7 @@ def premise_terms(question: str) -> list[str]:
     terms: list[str] = []
     for term in entities(question):
         term = term.split()[0]  # "2015 bid" -> "2015"
-        if term.lower() in _NUMBER_WORDS or term.lower() in _MONTHS:
+        if term.lower() in NUMBER_WORDS or term.lower() in _MONTHS:
             continue
         terms.extend(part for part in term.split("-") if len(part) > 1)
     return terms

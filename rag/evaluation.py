@@ -476,6 +476,9 @@ def check_gate(aggregates: dict[str, Any], baseline: dict[str, Any]) -> list[str
         elif name.endswith(("_ms_p50", "_ms_p95", "_tokens_p50", "_tokens_p95")):
             if value > reference * (1 + tolerance):  # cost: lower is better
                 failures.append(f"{name}: {value} is above {reference} by more than {tolerance:.0%}")
+        elif name in LOWER_IS_BETTER:
+            if value > reference + tolerance:
+                failures.append(f"{name}: {value} is above the baseline {reference} by more than {tolerance}")
         elif value < reference - tolerance:
             failures.append(f"{name}: {value} is below the baseline {reference} by more than {tolerance}")
     return failures
@@ -491,8 +494,10 @@ GATE_METRICS = (
     "abstention_recall",
     "citation_gold_precision",
     "alce_recall",
+    "wrong_but_verified",
     "total_ms_p50",
 )
+LOWER_IS_BETTER = frozenset({"wrong_but_verified"})  # the share of questions given a wrong, cited answer
 
 
 def baseline_from(aggregates: dict[str, Any]) -> dict[str, Any]:
@@ -503,6 +508,7 @@ def baseline_from(aggregates: dict[str, Any]) -> dict[str, Any]:
     answered = answerable - int(aggregates.get("abstention_fp", 0))
     behind = {"abstention_recall": unanswerable, "abstention_precision": abstained}
     behind |= {"citation_gold_precision": answered, "alce_recall": answered}
+    behind["wrong_but_verified"] = int(aggregates.get("items", 0)) - int(aggregates.get("failed", 0))
     metrics_now: dict[str, float] = {}
     tolerance: dict[str, float] = {"total_ms_p50": 1.0}
     for name in GATE_METRICS:

@@ -9,9 +9,12 @@ Labels come by construction, not from a model's judgement:
   another from the same document, or two names of the quote exchanged.
 - ``negation`` (false): a true claim with "not" added to its verb.
 - ``verbatim`` (true): the gold sentence itself, or its clause holding the answer.
+- ``other_sentence`` (false): another sentence of the same document, one without the gold answer, as its own
+  quote: it is the document's words, but it does not answer the question (the extractive fallback's case).
 Every pair is assigned to ``dev`` or ``test`` by a hash of its question, so both halves hold different questions.
 
     python scripts/make_support_set.py --out evals/support.jsonl --squad 130 --seed 7
+    python scripts/make_support_set.py --out evals/support.jsonl --add-other-sentences --seed 7
 """
 
 from __future__ import annotations
@@ -112,13 +115,47 @@ def variants(
     return out
 
 
+def add_other_sentences(path: Path, rng: random.Random) -> None:
+    """Append, for each question with a verbatim pair, another sentence of its document that lacks the answer."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r["how"] != "other_sentence"]
+    texts = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "seeds").iterdir()}
+    squad = json.loads(Path(REPO.parent / "shared" / "data" / "squad-v2-dev-part1.json").read_text())
+    for article in squad["data"]:
+        texts[article["title"]] = "\n\n".join(p["context"] for p in article["paragraphs"])
+    added = []
+    for row in rows:
+        if row["how"] != "answer":
+            continue
+        doc = next((t for t in texts.values() if row["quote"][:60] in " ".join(t.split())), None)
+        if doc is None:
+            continue
+        sentences = [" ".join(doc[s:e].split()) for s, e in sentence_spans(doc)]
+        answer_words = {w for w in re.findall(r"\w+", row["quote"].lower()) if len(w) > 3}
+        others = [
+            s for s in sentences
+            if len(s.split()) >= 8 and s != row["quote"] and len(answer_words & set(re.findall(r"\w+", s.lower()))) <= 2
+        ]  # fmt: skip
+        if others:
+            other = rng.choice(others)
+            added.append({**row, "id": row["id"].replace("-answer", "-other_sentence"), "claim": other,
+                          "quote": other, "label": False, "how": "other_sentence"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
+    print(f"{len(added)} other_sentence pairs added -> {path} ({len(rows) + len(added)} pairs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "evals" / "support.jsonl")
     parser.add_argument("--squad", type=int, default=130, help="answerable SQuAD questions to draw")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--add-other-sentences", action="store_true",
+                        help="append other_sentence negatives to --out (no model needed)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    if args.add_other_sentences:
+        add_other_sentences(args.out, rng)
+        return
     rewrite = Rewriter()
     rows: list[dict[str, object]] = []
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.answering import ABSTAIN_TEXT, Answer
+from rag.answering import ABSTAIN_TEXT, Answer, Turn
 from rag.assistant import Assistant
 from rag.cli import app
 from tests.conftest import REPO, SEEDS, make_settings
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.llm
 # Questions of our own over the seeds: a regular expression a correct answer matches, or null when the
 # corpus does not answer (benchmarks/run.py --suite ask measures the same set).
 SMOKE = [json.loads(line) for line in (REPO / "evals" / "smoke.jsonl").read_text(encoding="utf-8").splitlines()]
-ANSWERABLE = [(row["question"], row["expect"]) for row in SMOKE if row["answerable"]]
+ANSWERABLE = [(row["question"], row["expect"], row.get("history", [])) for row in SMOKE if row["answerable"]]
 UNANSWERABLE = [row["question"] for row in SMOKE if not row["answerable"]]
 
 
@@ -44,9 +44,11 @@ def check_citations(assistant: Assistant, answer: Answer) -> None:
         assert citation.supported and 0 < len(citation.quote) <= 600
 
 
-@pytest.mark.parametrize(("question", "expected"), ANSWERABLE, ids=[q for q, _ in ANSWERABLE])
-def test_answerable_questions(assistant: Assistant, question: str, expected: str) -> None:
-    answer = assistant.ask(question)
+@pytest.mark.parametrize(("question", "expected", "history"), ANSWERABLE, ids=[q for q, _, _ in ANSWERABLE])
+def test_answerable_questions(
+    assistant: Assistant, question: str, expected: str, history: list[dict[str, str]]
+) -> None:
+    answer = assistant.ask(question, [Turn(t["question"], t["answer"]) for t in history])
     assert not answer.abstained, answer.unsupported
     assert re.search(expected, answer.answer), answer.answer
     assert answer.citations

@@ -150,6 +150,13 @@ def test_the_gate_fails_on_a_worse_report_and_passes_on_an_equal_one(tmp_path: P
     assert check_gate({"alce_recall": 0.7, "total_ms_p50": 1}, baseline) == [
         "keyword_accuracy_answerable: missing from this run (baseline 0.8)"
     ]
+    # wrong_but_verified is the share of questions given a wrong, cited answer: it fails when it rises.
+    wrong = {"metrics": {"wrong_but_verified": 0.05}, "tolerance": {"wrong_but_verified": 0.06}}
+    assert check_gate({"wrong_but_verified": 0.0}, wrong) == []
+    assert check_gate({"wrong_but_verified": 0.11}, wrong) == []
+    assert check_gate({"wrong_but_verified": 0.12}, wrong) == [
+        "wrong_but_verified: 0.12 is above the baseline 0.05 by more than 0.06"
+    ]
     path.write_text("[1, 2]")
     with pytest.raises(DatasetError, match="needs a 'metrics' object"):
         load_baseline(path)

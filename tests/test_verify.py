@@ -15,8 +15,16 @@ import pytest
 from rag.answering import ChatModel
 from rag.citations import unmatched_question_entities
 from rag.errors import InputError, LLMError
-from rag.support import SupportPair, evaluate_support, fit_threshold, load_support_set, precision_recall
-from rag.verify import Judge, hard_check, is_verbatim, negations
+from rag.support import (
+    Judged,
+    SupportPair,
+    evaluate_support,
+    fit_calibration,
+    fit_threshold,
+    load_support_set,
+    precision_recall,
+)
+from rag.verify import CALIBRATION, Judge, hard_check, is_verbatim, names_reordered, negations
 from tests.conftest import REPO, make_settings
 from tests.fake_openai import FakeOpenAI, is_judge_request
 
@@ -155,7 +163,7 @@ def test_the_committed_support_set_is_large_balanced_and_split() -> None:
         assert len(half) >= 150
         assert 0.25 <= sum(p.label for p in half) / len(half) <= 0.6
     kinds = {p.how for p in pairs if not p.label}
-    assert {"distractor", "swap_name", "swap_number", "swap_roles", "negation"} <= kinds
+    assert {"distractor", "swap_name", "swap_number", "swap_roles", "negation", "other_sentence"} <= kinds
     assert {p.source for p in pairs} == {"seeds", "squad"}
     questions = {split: {p.question for p in pairs if p.split == split} for split in ("dev", "test")}
     assert not questions["dev"] & questions["test"]  # a question's pairs stay in one half
@@ -169,3 +177,22 @@ def test_a_broken_support_file_names_the_line(tmp_path: Path) -> None:
     path.write_text(json.dumps({"id": "a", "split": "train", "claim": "x", "quote": "y", "label": True}) + "\n")
     with pytest.raises(InputError, match="dev or test"):
         load_support_set(path)
+
+
+def test_names_in_another_order_are_flagged() -> None:
+    assert names_reordered("Darchiyev led the U.S. delegation with Coulter.", "Coulter led the U.S. side and Darchiyev "
+                           "the Russian one.")  # fmt: skip
+    assert not names_reordered("Coulter met Darchiyev.", "Coulter and Darchiyev met in Istanbul.")
+
+
+def test_calibration_learns_what_separates_true_from_false_pairs() -> None:
+    def judged(label: bool, p_yes: float, reordered: bool) -> Judged:
+        return Judged(pair(0, "dev", label), None, p_yes, reordered)
+
+    rows = [judged(True, 0.7, False)] * 30 + [judged(True, 0.6, True)] * 5 + [judged(False, 0.65, True)] * 20
+    rows += [judged(False, 0.2, False)] * 20 + [judged(True, 0.3, False)] * 3
+    calibration = fit_calibration(rows)
+    assert calibration.reordered < 0 < calibration.judge  # a reordering lowers the score, P(YES) raises it
+    assert calibration.score(0.65, True) < calibration.score(0.65, False)
+    default = fit_calibration([judged(True, 0.7, False)] * 3)  # one class only: nothing to fit
+    assert default == CALIBRATION
