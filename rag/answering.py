@@ -30,7 +30,7 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.questions import sub_questions
+from rag.questions import split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.verify import Judge, hard_check, is_verbatim, support_score
 
@@ -304,7 +304,8 @@ def answer_events(
     if parts:  # a two-part question: each part is looked up too, and the evidence keeps the best for each
         hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
     passages = select_evidence(
-        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars, parts
+        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars, parts,
+        settings.answer.neighbour_weight,
     )
     timings["retrieve"] = _ms(t0)
     texts = retriever.index.texts
@@ -336,18 +337,34 @@ def answer_events(
     judge = model.judge_model if settings.answer.judge else None
     threshold = settings.answer.support_threshold
 
-    def supported(claim: Claim) -> bool:
+    def supported(claim: Claim, question: str = standalone) -> bool:
         """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
         if not claim.evidence:
             return False
         quote = " ".join(s.text for s in claim.evidence)
-        if hard_check(claim.text, quote, standalone) is not None:  # a name, number or negation the quote lacks
+        if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
             return False
         if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
             return aligner.settle(claim, None)
         if emitted and is_verbatim(claim.text, quote):
             return True  # the quote's own words, after a first sentence the judge found to answer the question
-        return support_score(judge, standalone, claim.text, quote) >= threshold
+        return support_score(judge, question, claim.text, quote) >= threshold
+
+    def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
+        """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
+        claim = aligner.claim(text, markers)
+        clauses = split_clauses(text) if parts else []
+        if supported(claim) or not clauses:
+            if (piece := emit(claim, supported(claim))) is not None:
+                yield shown(piece)
+            return
+        # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot hold
+        # both halves of an answer drawn from two documents; each clause is checked against its own quote,
+        # as an answer to its own part of the question.
+        for clause, part in zip(clauses, [*parts, *[standalone] * len(clauses)], strict=False):
+            sub = aligner.claim(clause, markers)
+            if (piece := emit(sub, supported(sub, part))) is not None:
+                yield shown(piece)
 
     t_judge = judge.seconds if judge is not None else 0.0
     raw = ""
@@ -372,9 +389,7 @@ def answer_events(
                 continue
             claims = split_claims(raw)
             for text, markers in claims[done : max(done, len(claims) - 1)]:  # the last may be unfinished
-                claim = aligner.claim(text, markers)
-                if (piece := emit(claim, supported(claim))) is not None:
-                    yield shown(piece)
+                yield from verified(text, markers)
             done = max(done, len(claims) - 1)
         timings["generate"] = _ms(t_llm)
         if not raw.strip():
@@ -386,14 +401,17 @@ def answer_events(
             for text, markers in split_claims(raw)[done:]:
                 if cancel is not None and cancel.is_set():
                     return
-                if (piece := emit(claim := aligner.claim(text, markers), supported(claim))) is not None:
-                    yield shown(piece)
+                yield from verified(text, markers)
         if not emitted and judge is not None:
             # Extractive fallback: the model refused, or nothing it wrote could be verified, yet a retrieved
             # sentence may answer the question. The judge's score on the sentence itself decides.
+            asked = premise_terms(standalone)
             for sentence in aligner.best_sentences(settings.answer.fallback_sentences):
                 if cancel is not None and cancel.is_set():
                     return
+                context = texts[sentence.doc_id][max(0, sentence.start - 300) : sentence.end + 300]
+                if not all(mentions_loosely(context, term) for term in asked):
+                    continue  # "The team works from the Lisbon office" does not answer "Why did Finance move?"
                 claim = aligner.quoted(sentence)
                 if support_score(judge, standalone, claim.text, sentence.text) >= threshold:
                     if (piece := emit(claim, True)) is not None:

@@ -19,7 +19,6 @@ from rag.lexical import tokenize
 from rag.types import Document, Hit
 
 _MIN_SENTENCE_CHARS = 20  # "§§§", "Via TASS", bylines: not evidence on their own
-NEIGHBOUR_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,11 +78,13 @@ def select_evidence(
     embedder: Embedder,
     budget_chars: int,
     parts: list[str] | None = None,
+    neighbour_weight: float = 0.0,
 ) -> list[Passage]:
     """The best sentences of ``hits`` for ``question`` within ``budget_chars``, grouped into numbered passages.
 
     ``parts`` are the sub-questions of a two-part question: the best sentence for each is kept first, so
     the model sees evidence for every part, then the rest of the budget goes to the best for any of them.
+    ``neighbour_weight``: the share of a sentence's score its neighbours inherit (``answer.neighbour_weight``).
     """
     candidates: list[tuple[Hit, int, int]] = []
     for hit in hits:
@@ -116,7 +117,7 @@ def select_evidence(
         for i in range(len(candidates)):
             for j in (i - 1, i + 1):
                 if 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]:
-                    scores[i] = max(scores[i], NEIGHBOUR_WEIGHT * own[j])
+                    scores[i] = max(scores[i], neighbour_weight * own[j])
         return scores
 
     per_query = [relevance(q) for q in range(len(queries))]

@@ -51,3 +51,15 @@ def sub_questions(question: str) -> list[str]:
 def _as_question(part: str) -> str:
     part = part.rstrip(" ?.!")
     return part[:1].upper() + part[1:] + "?"
+
+
+# "..., and the team's office opened in 2016": a clause joined by "and" that has its own subject.
+_AND_CLAUSE = re.compile(r",?\s+(?:and|while|but)\s+(?=(?:the|its|it|that|this|they|he|she|his|her|their)\b|[A-Z])")
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """The clauses of an answer sentence joined by "and" (two or more, each a sentence), or [] when it has one."""
+    parts = [p.strip(" ,;.") for p in _AND_CLAUSE.split(sentence)]
+    if len(parts) < 2 or any(len(p.split()) < _MIN_WORDS for p in parts):
+        return []
+    return [p[:1].upper() + p[1:] + "." for p in parts]

@@ -237,7 +237,7 @@ def test_refusal_abstains_and_lists_the_closest_passages(
 ) -> None:
     fake.reply_for = answering("NOT FOUND")
     fake.judge_score = 0.2  # no retrieved sentence answers it either
-    assistant = make_assistant()
+    assistant = make_assistant(answer__fallback_sentences=2)
 
     answer = assistant.ask("What is the boiling point of mercury?")
 
@@ -257,7 +257,7 @@ def test_a_refusal_with_an_answering_sentence_shows_that_sentence_quoted(
     """Extractive fallback: the model said NOT FOUND, the judge finds a retrieved sentence that answers."""
     fake.reply_for = answering("NOT FOUND")
     fake.judge_score = 0.95
-    assistant = make_assistant()
+    assistant = make_assistant(answer__fallback_sentences=2)
 
     text, answer = streamed(assistant, QUESTION) if stream else ("", assistant.ask(QUESTION))
 
@@ -403,3 +403,17 @@ def test_cli_chat_rewrites_a_follow_up(
     assert f"(searched for: {standalone})" in result.stderr
     rewrite = next(r for r in fake.chat_requests if "Follow-up question" in r.text())
     assert "User: Who is Moiseyev?" in rewrite.text() and "and what does he command?" in rewrite.text()
+
+
+def test_by_default_a_refusal_abstains_without_trying_retrieved_sentences(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """The extractive fallback is off by default (answer.fallback_sentences = 0): a refusal is an abstention."""
+    fake.reply_for = answering("NOT FOUND")
+    fake.judge_score = 0.95  # a judge that would accept any sentence: it must not be asked
+    assistant = make_assistant()
+
+    answer = assistant.ask(QUESTION)
+
+    assert answer.abstained and answer.citations == []
+    assert not [r for r in fake.chat_requests if is_judge_request(r.messages)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.questions import sub_questions
+from rag.questions import split_clauses, sub_questions
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,15 @@ def test_two_part_questions_are_split(question: str, parts: list[str]) -> None:
 )
 def test_one_part_questions_are_not_split(question: str) -> None:
     assert sub_questions(question) == []
+
+
+def test_an_answer_sentence_is_split_into_its_clauses() -> None:
+    assert split_clauses("Mara Okafor leads People Operations, and the team's office opened in 2016 on Rua Augusta.") == [
+        "Mara Okafor leads People Operations.",
+        "The team's office opened in 2016 on Rua Augusta.",
+    ]
+    assert split_clauses("The US let Russia send a charter flight, and Russia later proposed direct air links.") == [
+        "The US let Russia send a charter flight.",
+        "Russia later proposed direct air links.",
+    ]
+    assert split_clauses("Kerry and Lavrov met in Sochi.") == []  # "and" joins names, not clauses
