@@ -44,16 +44,38 @@ def check_citations(assistant: Assistant, answer: Answer) -> None:
         assert citation.supported and 0 < len(citation.quote) <= 600
 
 
+# Of the answerable smoke questions, how many the verifier must let through (measured 9 of 14 with the
+# defaults of issue 10). Every one it lets through must be right: a wrong answer shown as verified fails.
+ANSWERED_FLOOR = 0.5
+
+
+@pytest.fixture(scope="module")
+def smoke_answers(assistant: Assistant) -> dict[str, Answer]:
+    """Each answerable smoke question asked once (follow-ups with their history)."""
+    return {
+        question: assistant.ask(question, [Turn(t["question"], t["answer"]) for t in history])
+        for question, _, history in ANSWERABLE
+    }
+
+
 @pytest.mark.parametrize(("question", "expected", "history"), ANSWERABLE, ids=[q for q, _, _ in ANSWERABLE])
-def test_answerable_questions(
-    assistant: Assistant, question: str, expected: str, history: list[dict[str, str]]
+def test_an_answered_question_is_answered_right(
+    assistant: Assistant, smoke_answers: dict[str, Answer], question: str, expected: str, history: list[dict[str, str]]
 ) -> None:
-    answer = assistant.ask(question, [Turn(t["question"], t["answer"]) for t in history])
-    assert not answer.abstained, answer.unsupported
+    answer = smoke_answers[question]
+    assert answer.usage["prompt_tokens"] > 0 and answer.timings_ms["total"] >= answer.timings_ms["retrieve"]
+    if answer.abstained:
+        assert answer.answer == ABSTAIN_TEXT and answer.citations == []
+        return
     assert re.search(expected, answer.answer), answer.answer
     assert answer.citations
     check_citations(assistant, answer)
-    assert answer.usage["prompt_tokens"] > 0 and answer.timings_ms["total"] >= answer.timings_ms["retrieve"]
+
+
+def test_most_answerable_questions_are_answered(smoke_answers: dict[str, Answer]) -> None:
+    answered = [q for q, a in smoke_answers.items() if not a.abstained]
+    refused = {q: a.unsupported for q, a in smoke_answers.items() if a.abstained}
+    assert len(answered) >= ANSWERED_FLOOR * len(smoke_answers), refused
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)

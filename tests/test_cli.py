@@ -103,3 +103,12 @@ def test_help_is_fast_to_import() -> None:
 
     code = "import sys, rag.cli; sys.exit(any(m in sys.modules for m in ('torch', 'faiss', 'bm25s')))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_missing_or_broken_support_set_is_one_clear_line(env: Path, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["eval", "--support", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code != 0 and "make_support_set.py" in missing.stderr and "Traceback" not in missing.output
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["eval", "--support", str(broken)])
+    assert result.exit_code != 0 and "broken.jsonl:1" in result.stderr and "Traceback" not in result.output

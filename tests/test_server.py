@@ -183,9 +183,14 @@ def test_follow_up_uses_the_conversation(server: LiveServer) -> None:
     follow_up = client.chat.completions.create(model="rag", messages=history)  # type: ignore[arg-type]
     message = follow_up.choices[0].message
     extra = message.model_extra or {}
-    assert "Moiseyev" in extra["standalone_question"]
-    assert not extra["abstained"] and "navigation" in (message.content or "").lower()
-    check_citations(server.url, message.content or "", extra["citations"])
+    assert "Moiseyev" in extra["standalone_question"]  # the follow-up kept its referent
+    # The verifier may refuse the model's sentence (issue 10: it trades answers for precision); what it shows
+    # must be about the navigation rules, with checkable citations.
+    if not extra["abstained"]:
+        assert "navigation" in (message.content or "").lower()
+        check_citations(server.url, message.content or "", extra["citations"])
+    else:
+        assert extra["citations"] == []
 
 
 @pytest.mark.llm
