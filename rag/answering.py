@@ -304,7 +304,12 @@ def answer_events(
     if parts:  # a two-part question: each part is looked up too, and the evidence keeps the best for each
         hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
     passages = select_evidence(
-        standalone, hits, retriever.index.documents, retriever.embedder, settings.answer.evidence_chars, parts,
+        standalone,
+        hits,
+        retriever.index.documents,
+        retriever.embedder,
+        settings.answer.evidence_chars,
+        parts,
         settings.answer.neighbour_weight,
     )
     timings["retrieve"] = _ms(t0)

@@ -55,8 +55,9 @@ def load_support_set(path: Path) -> list[SupportPair]:
                 source=str(row.get("source", "")),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{path}:{number}: not a support pair ({exc}); each line needs id, split, claim, "
-                             "quote, label") from exc
+            raise InputError(
+                f"{path}:{number}: not a support pair ({exc}); each line needs id, split, claim, quote, label"
+            ) from exc
         if pair.split not in ("dev", "test"):
             raise InputError(f"{path}:{number}: split is {pair.split!r}; use dev or test")
         pairs.append(pair)
@@ -92,9 +93,7 @@ def fit_calibration(judged: list[Judged], iterations: int = 50) -> Calibration:
     rows = [j for j in judged if j.p_yes is not None]
     if len({j.pair.label for j in rows}) < 2:
         return CALIBRATION
-    features = np.array(
-        [[1.0, _logit(j.p_yes or 0.0), float(j.reordered)] for j in rows], dtype=np.float64
-    )
+    features = np.array([[1.0, _logit(j.p_yes or 0.0), float(j.reordered)] for j in rows], dtype=np.float64)
     labels = np.array([float(j.pair.label) for j in rows])
     weights = np.zeros(features.shape[1])
     ridge = 0.1 * np.eye(features.shape[1])
@@ -206,9 +205,11 @@ def evaluate_support(
 
 def support_markdown(report: dict[str, Any]) -> str:
     """A short human-readable summary of ``evaluate_support``'s report."""
+
     def line(name: str, m: dict[str, Any]) -> str:
-        return (f"| {name} | {m['pairs']} | {m['positives']} | {m['precision']} | {m['recall']} | "
-                f"{m['tp']} | {m['fp']} |")
+        return (
+            f"| {name} | {m['pairs']} | {m['positives']} | {m['precision']} | {m['recall']} | {m['tp']} | {m['fp']} |"
+        )
 
     out = [
         "# Support verifier",

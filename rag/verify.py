@@ -112,9 +112,7 @@ class Calibration:
 CALIBRATION = Calibration(bias=-0.091, judge=3.16, reordered=-0.955)
 
 
-def support_score(
-    judge: Judge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION
-) -> float:
+def support_score(judge: Judge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION) -> float:
     """The calibrated probability that ``quote`` supports ``claim`` as an answer to ``question`` (0 on a hard check)."""
     if hard_check(claim, quote, question) is not None:
         return 0.0

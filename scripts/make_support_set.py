@@ -86,9 +86,7 @@ def contains(text: str, answer: str) -> bool:
     return f" {norm(answer)} " in f" {norm(text)} "
 
 
-def variants(
-    rng: random.Random, claim: str, quote: str, doc_text: str, answer: str
-) -> list[tuple[str, str]]:
+def variants(rng: random.Random, claim: str, quote: str, doc_text: str, answer: str) -> list[tuple[str, str]]:
     """Rule-made false claims from a true one: a number or name swapped, two names exchanged, a negation added."""
     out: list[tuple[str, str]] = []
     numbers = _NUMBER.findall(claim)
@@ -138,8 +136,16 @@ def add_other_sentences(path: Path, rng: random.Random) -> None:
         ]  # fmt: skip
         if others:
             other = rng.choice(others)
-            added.append({**row, "id": row["id"].replace("-answer", "-other_sentence"), "claim": other,
-                          "quote": other, "label": False, "how": "other_sentence"})
+            added.append(
+                {
+                    **row,
+                    "id": row["id"].replace("-answer", "-other_sentence"),
+                    "claim": other,
+                    "quote": other,
+                    "label": False,
+                    "how": "other_sentence",
+                }
+            )
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
     print(f"{len(added)} other_sentence pairs added -> {path} ({len(rows) + len(added)} pairs)")
 
@@ -149,8 +155,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "evals" / "support.jsonl")
     parser.add_argument("--squad", type=int, default=130, help="answerable SQuAD questions to draw")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--add-other-sentences", action="store_true",
-                        help="append other_sentence negatives to --out (no model needed)")
+    parser.add_argument(
+        "--add-other-sentences", action="store_true", help="append other_sentence negatives to --out (no model needed)"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     if args.add_other_sentences:
@@ -179,7 +186,9 @@ def main() -> None:
             print(f"skip {qid}: rewrite {claim!r} lacks {answer!r}", file=sys.stderr)
             return
         add(source, qid, question, claim, quote, True, "answer")
-        same = [p for p in pool if kind_of(p) == kind_of(answer) and not contains(p, answer) and not contains(answer, p)]
+        same = [
+            p for p in pool if kind_of(p) == kind_of(answer) and not contains(p, answer) and not contains(answer, p)
+        ]
         if same:
             wrong = rng.choice(same)
             false_claim = rewrite(question, wrong)

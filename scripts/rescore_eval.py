@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluation import aggregate, by_kind, correctness_scores, load_dataset, read_results, strip_markers  # noqa: E402
+from rag.evaluation import aggregate, by_kind, correctness_scores, load_dataset, read_results, strip_markers
 
 SHOWN = ("answered_correct", "keyword_accuracy_answerable", "wrong_but_verified", "abstention_precision",
          "abstention_recall", "abstention_f1", "contains_answer_answerable", "evidence_gold_recall",
@@ -50,8 +50,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for kind, agg in by_kind(rescored).items():
         abstained = sum(r.abstained for r in rescored if r.kind == kind)
-        print(f"| {kind} | {agg['items']} | {agg.get('answered_correct')} | {agg.get('wrong_but_verified')} | "
-              f"{abstained} |")
+        print(
+            f"| {kind} | {agg['items']} | {agg.get('answered_correct')} | {agg.get('wrong_but_verified')} | "
+            f"{abstained} |"
+        )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,9 @@ def test_one_part_questions_are_not_split(question: str) -> None:
 
 
 def test_an_answer_sentence_is_split_into_its_clauses() -> None:
-    assert split_clauses("Mara Okafor leads People Operations, and the team's office opened in 2016 on Rua Augusta.") == [
+    assert split_clauses(
+        "Mara Okafor leads People Operations, and the team's office opened in 2016 on Rua Augusta."
+    ) == [
         "Mara Okafor leads People Operations.",
         "The team's office opened in 2016 on Rua Augusta.",
     ]
