@@ -350,7 +350,7 @@ def answer_events(
         if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
             return False
         if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
-            return aligner.settle(claim, None)
+            return aligner.settle(claim)
         if emitted and is_verbatim(claim.text, quote):
             return True  # the quote's own words, after a first sentence the judge found to answer the question
         return support_score(judge, question, claim.text, quote) >= threshold

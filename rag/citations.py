@@ -1,15 +1,14 @@
 """Align each answer sentence with the evidence, verify support, and number citations by code.
 
 The model's own ``[n]`` markers are only a hint: every sentence is matched against the evidence
-sentences by lexical coverage and embedding similarity, borderline cases go to a yes/no judge when
-one is configured, and the markers the user sees are assigned here, so none points at nothing.
+sentences by lexical coverage and embedding similarity (its quote); whether the quote supports it is decided
+by meaning in ``rag.verify``; and the markers the user sees are assigned here, so none points at nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +58,6 @@ _FILLER = re.compile(
 )
 _BARE_VERDICT = re.compile(r"(?:yes|no)[.!,;:]?", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"\b(?:reader|readers|comment|commenter|commented|commenters)\b", re.IGNORECASE)
-
-Judge = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True)
@@ -266,16 +263,11 @@ class Aligner:
         """An evidence sentence as an answer sentence of its own, quoting itself."""
         return Claim(" ".join(sentence.text.split()), (), (sentence,), 1.0, 1.0, True)
 
-    def settle(self, claim: Claim, judge: Judge | None) -> bool:
-        """Whether a claim is supported: the aligner's verdict, or the judge's for a borderline one."""
+    def settle(self, claim: Claim) -> bool:
+        """The lexical verdict alone, used when the judge is off (``answer.judge = false``): fast, less precise."""
         if claim.supported is not None:
             return claim.supported
-        if not claim.evidence:
-            return False
-        if judge is None:
-            return claim.coverage >= 0.5 and not claim.missing
-        quote = " ".join(s.text for s in claim.evidence)
-        return judge(claim.text, f'(from "{self.title_of[id(claim.evidence[0])]}") {quote}')
+        return bool(claim.evidence) and claim.coverage >= 0.5 and not claim.missing
 
     def _score(
         self, tokens: set[str], vector: np.ndarray, span: tuple[Sentence, ...], markers: tuple[int, ...]
