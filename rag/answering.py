@@ -358,9 +358,10 @@ def answer_events(
     def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
         """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
         claim = aligner.claim(text, markers)
-        clauses = split_clauses(text) if parts else []
-        if supported(claim) or not clauses:
-            if (piece := emit(claim, supported(claim))) is not None:
+        whole = supported(claim)
+        clauses = split_clauses(text) if parts and not whole else []
+        if not clauses:
+            if (piece := emit(claim, whole)) is not None:
                 yield shown(piece)
             return
         # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot hold
