@@ -10,7 +10,6 @@ recall at that threshold on the ``test`` half.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import InputError
-from rag.verify import CALIBRATION, Calibration, Judge, hard_check, names_reordered
+from rag.verify import CALIBRATION, Calibration, Judge, hard_check, logit, names_reordered
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def fit_calibration(judged: list[Judged], iterations: int = 50) -> Calibration:
     rows = [j for j in judged if j.p_yes is not None]
     if len({j.pair.label for j in rows}) < 2:
         return CALIBRATION
-    features = np.array([[1.0, _logit(j.p_yes or 0.0), float(j.reordered)] for j in rows], dtype=np.float64)
+    features = np.array([[1.0, logit(j.p_yes or 0.0), float(j.reordered)] for j in rows], dtype=np.float64)
     labels = np.array([float(j.pair.label) for j in rows])
     weights = np.zeros(features.shape[1])
     ridge = 0.1 * np.eye(features.shape[1])
@@ -105,11 +104,6 @@ def fit_calibration(judged: list[Judged], iterations: int = 50) -> Calibration:
         weights -= np.linalg.solve(hessian, gradient)
     bias, judge, reordered = (round(float(w), 3) for w in weights)
     return Calibration(bias=bias, judge=judge, reordered=reordered)
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
 
 
 def precision_recall(scored: list[tuple[float, bool]], threshold: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,13 @@ class Calibration:
     reordered: float
 
     def score(self, p_yes: float, reordered: bool) -> float:
-        p = min(max(p_yes, 1e-4), 1 - 1e-4)
-        return 1 / (1 + math.exp(-(self.bias + self.judge * math.log(p / (1 - p)) + self.reordered * reordered)))
+        return 1 / (1 + math.exp(-(self.bias + self.judge * logit(p_yes) + self.reordered * reordered)))
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)), with p kept inside [1e-4, 1 - 1e-4] so a certain judge stays finite."""
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
 
 
 # Fitted on the dev half of evals/support.jsonl (433 pairs) with the bundled 1.5B judge: `rag eval --support
@@ -148,8 +154,6 @@ class Judge:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         messages = load_prompt("judge").render(evidence=quote, question=question or "(none)", claim=claim)
-        import time
-
         started = time.perf_counter()
         score = self._score(messages)
         with self._lock:
