@@ -32,7 +32,7 @@ from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
 from rag.questions import split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
-from rag.verify import Judge, hard_check, is_verbatim, support_score
+from rag.verify import Judge, hard_check, is_verbatim, lacks_asked_kind, support_score
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 
@@ -349,6 +349,8 @@ def answer_events(
         quote = " ".join(s.text for s in claim.evidence)
         if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
             return False
+        if not emitted and lacks_asked_kind(question, claim.text) is not None:
+            return False  # the first sentence shown must give what was asked: a number, a name
         if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
             return aligner.settle(claim)
         if emitted and is_verbatim(claim.text, quote):
@@ -419,6 +421,8 @@ def answer_events(
                 if not all(mentions_loosely(context, term) for term in asked):
                     continue  # "The team works from the Lisbon office" does not answer "Why did Finance move?"
                 claim = aligner.quoted(sentence)
+                if lacks_asked_kind(standalone, claim.text) is not None:
+                    continue
                 if support_score(judge, standalone, claim.text, sentence.text) >= threshold:
                     if (piece := emit(claim, True)) is not None:
                         yield shown(piece)

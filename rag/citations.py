@@ -156,9 +156,22 @@ def mentions_loosely(text: str, term: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE) is not None
 
 
+# "According to the ZeroHedge piece, ...", "According to The Moscow Times, ...": the publication a question
+# names is where the text came from, which a scraped page often says only in its address or its boilerplate.
+_SOURCE_NAMED = re.compile(
+    r"\b(?i:according\s+to|in|from)\s+(?:(?i:the|an?)\s+)?(?:(?:[\w'’.-]+\s+){0,4}"
+    r"(?i:piece|report|article|story|column|op-ed|editorial|newspaper|website|site|outlet|post|blog)"
+    r"|The\s+[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3})\b",
+)
+
+
 def unmatched_question_entities(question: str, texts: list[str]) -> list[str]:
-    """Names and numbers of the question found in none of ``texts``: a premise the evidence cannot confirm."""
-    return [term for term in premise_terms(question) if not any(mentions_loosely(t, term) for t in texts)]
+    """Names and numbers of the question found in none of ``texts``: a premise the evidence cannot confirm.
+
+    The publication a question cites as its source ("according to the ZeroHedge piece") is not a premise.
+    """
+    asked = _SOURCE_NAMED.sub(" ", question)
+    return [term for term in premise_terms(asked) if not any(mentions_loosely(t, term) for t in texts)]
 
 
 def is_refusal(text: str) -> bool:

@@ -532,9 +532,7 @@ def _start_server(
 # --- the client --------------------------------------------------------------------------------------
 
 
-def make_client(
-    settings: LLMSettings, *, persistent: bool = False, role: str = "answer"
-) -> tuple[openai.OpenAI, str]:
+def make_client(settings: LLMSettings, *, persistent: bool = False, role: str = "answer") -> tuple[openai.OpenAI, str]:
     """An ``openai`` client and the model name: the configured endpoint, or the bundled model's local server.
 
     A bundled server started here stops when this process exits, unless ``persistent``; a server that is

@@ -63,3 +63,26 @@ def split_clauses(sentence: str) -> list[str]:
     if len(parts) < 2 or any(len(p.split()) < _MIN_WORDS for p in parts):
         return []
     return [p[:1].upper() + p[1:] + "." for p in parts]
+
+
+# What a question asks for, when its wording says so: a count, an amount, a length or a date ("How many ...",
+# "In what year ...", "When did ..."), or a person ("Who ...", "Whose ...", "By whom ..."). A clause that starts
+# with "when" ("When extensive time is required, ...") is not a date question: only "When" + an auxiliary is.
+_ASKS_NUMBER = re.compile(
+    r"\b(?:how\s+(?:many|much|long|old|far)|(?:in\s+)?(?:what|which)\s+year)\b"
+    r"|^when\s+(?:did|does|do|is|was|were|will|had|has|can|could|would)\b",
+    re.IGNORECASE,
+)
+_ASKS_NAME = re.compile(r"^(?:who|whom|whose)\b|\b(?:by|to|with|from|for)\s+whom\b", re.IGNORECASE)
+
+
+def asked_kind(question: str) -> str | None:
+    """ "number" or "name" when the question's wording asks for one, else None (what, why, yes/no, ...)."""
+    text = " ".join(question.split())
+    if sub_questions(text):
+        return None  # a two-part question asks for two things; each part is checked on its own
+    if _ASKS_NUMBER.search(text):
+        return "number"
+    if _ASKS_NAME.search(text):
+        return "name"
+    return None

@@ -1,7 +1,7 @@
 """Measure the support verifier on a labelled set of (question, claim, quote, label) pairs.
 
 The verifier is what ``rag ask`` runs on every answer sentence (``rag.verify.support_score``): hard checks on
-names, numbers and negation, then the judge's P(YES) calibrated with one feature. ``evaluate_support``
+names, numbers and negation, then the judge's P(YES) calibrated with two features. ``evaluate_support``
 scores every pair, fits the calibration and the threshold on the ``dev`` half (the lowest score whose
 precision on dev reaches the target, so recall is as high as it can be there) and reports precision and
 recall at that threshold on the ``test`` half.
@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from rag.errors import InputError
-from rag.verify import CALIBRATION, Calibration, Judge, hard_check, logit, names_reordered
+from rag.verify import (
+    CALIBRATION,
+    Calibration,
+    Judge,
+    hard_check,
+    lacks_asked_kind,
+    logit,
+    names_reordered,
+    question_coverage,
+)
 
 
 @dataclass(frozen=True)
@@ -73,26 +82,33 @@ class Judged:
     hard_check: str | None
     p_yes: float | None  # None: rejected by a hard check, the judge was not asked
     reordered: bool
+    asked: float  # the share of the question's words the quote uses
 
     def score(self, calibration: Calibration) -> float:
         if self.p_yes is None:
             return 0.0
-        return calibration.score(self.p_yes, self.reordered)
+        return calibration.score(self.p_yes, self.reordered, self.asked)
 
 
 def judge_pair(judge: Judge, pair: SupportPair) -> Judged:
     """Run the verifier's steps on one pair: the hard checks, then (if they pass) the judge."""
-    reason = hard_check(pair.claim, pair.quote, pair.question)
+    reason = hard_check(pair.claim, pair.quote, pair.question) or lacks_asked_kind(pair.question, pair.claim)
     p_yes = None if reason is not None else judge.support(pair.question, pair.claim, pair.quote)
-    return Judged(pair, reason, p_yes, names_reordered(pair.claim, pair.quote))
+    return Judged(
+        pair,
+        reason,
+        p_yes,
+        names_reordered(pair.claim, pair.quote),
+        question_coverage(pair.question, pair.quote),
+    )
 
 
 def fit_calibration(judged: list[Judged], iterations: int = 50) -> Calibration:
-    """Logistic regression of the label on (logit P(YES), reordered), by Newton's method, L2 0.1."""
+    """Logistic regression of the label on (logit P(YES), reordered, asked), by Newton's method, L2 0.1."""
     rows = [j for j in judged if j.p_yes is not None]
     if len({j.pair.label for j in rows}) < 2:
         return CALIBRATION
-    features = np.array([[1.0, logit(j.p_yes or 0.0), float(j.reordered)] for j in rows], dtype=np.float64)
+    features = np.array([[1.0, logit(j.p_yes or 0.0), float(j.reordered), j.asked] for j in rows], dtype=np.float64)
     labels = np.array([float(j.pair.label) for j in rows])
     weights = np.zeros(features.shape[1])
     ridge = 0.1 * np.eye(features.shape[1])
@@ -102,8 +118,8 @@ def fit_calibration(judged: list[Judged], iterations: int = 50) -> Calibration:
         gradient = features.T @ (p - labels) + ridge @ weights
         hessian = features.T @ (features * (p * (1 - p))[:, None]) + ridge
         weights -= np.linalg.solve(hessian, gradient)
-    bias, judge, reordered = (round(float(w), 3) for w in weights)
-    return Calibration(bias=bias, judge=judge, reordered=reordered)
+    bias, judge, reordered, asked = (round(float(w), 3) for w in weights)
+    return Calibration(bias=bias, judge=judge, reordered=reordered, asked=asked)
 
 
 def precision_recall(scored: list[tuple[float, bool]], threshold: float) -> dict[str, Any]:
@@ -189,7 +205,7 @@ def evaluate_support(
                 "id": j.pair.id, "split": j.pair.split, "how": j.pair.how, "source": j.pair.source,
                 "label": j.pair.label, "p_yes": None if j.p_yes is None else round(j.p_yes, 4),
                 "score": round(j.score(fitted_calibration), 4), "hard_check": j.hard_check,
-                "reordered": j.reordered,
+                "reordered": j.reordered, "asked": round(j.asked, 4),
             }
             for j in judged
         ],

@@ -24,7 +24,16 @@ from rag.support import (
     load_support_set,
     precision_recall,
 )
-from rag.verify import CALIBRATION, Judge, hard_check, is_verbatim, names_reordered, negations
+from rag.verify import (
+    CALIBRATION,
+    Judge,
+    hard_check,
+    is_verbatim,
+    lacks_asked_kind,
+    names_reordered,
+    negations,
+    question_coverage,
+)
 from tests.conftest import REPO, make_settings
 from tests.fake_openai import FakeOpenAI, is_judge_request
 
@@ -73,6 +82,21 @@ def test_verbatim_and_negation_helpers() -> None:
 def test_question_words_are_never_premises(word: str) -> None:
     question = f"{word} did Darchiyev succeed as ambassador?"
     assert unmatched_question_entities(question, ["Alexander Darchiyev succeeds Anatoly Antonov."]) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "unmatched"),
+    [
+        ("According to the ZeroHedge piece, who pays the highest price for sanctions?", []),
+        ("According to The Moscow Times, when did the invasion of Ukraine take place?", []),
+        ("In the February AP report, who led the Russian side?", []),
+        ("Who is the chief of the Pacific Fleet?", ["Pacific"]),  # a premise, not a source
+        ("What did the AP report say about Obama?", ["Obama"]),
+    ],
+)
+def test_the_publication_a_question_cites_is_not_a_premise(question: str, unmatched: list[str]) -> None:
+    texts = ["The chief of Russia's Northern Fleet said sanctions hurt Ukraine and Russia most of all."]
+    assert unmatched_question_entities(question, texts) == unmatched
 
 
 @pytest.fixture()
@@ -186,13 +210,50 @@ def test_names_in_another_order_are_flagged() -> None:
 
 
 def test_calibration_learns_what_separates_true_from_false_pairs() -> None:
-    def judged(label: bool, p_yes: float, reordered: bool) -> Judged:
-        return Judged(pair(0, "dev", label), None, p_yes, reordered)
+    def judged(label: bool, p_yes: float, reordered: bool, asked: float = 1.0) -> Judged:
+        return Judged(pair(0, "dev", label), None, p_yes, reordered, asked)
 
     rows = [judged(True, 0.7, False)] * 30 + [judged(True, 0.6, True)] * 5 + [judged(False, 0.65, True)] * 20
     rows += [judged(False, 0.2, False)] * 20 + [judged(True, 0.3, False)] * 3
+    rows += [judged(False, 0.7, False, 0.2)] * 15 + [judged(True, 0.5, False, 0.9)] * 5  # off the question
     calibration = fit_calibration(rows)
     assert calibration.reordered < 0 < calibration.judge  # a reordering lowers the score, P(YES) raises it
+    assert calibration.asked > 0  # a pair that uses the question's words is more likely an answer to it
     assert calibration.score(0.65, True) < calibration.score(0.65, False)
+    assert calibration.score(0.7, False, 0.2) < calibration.score(0.7, False, 1.0)
     default = fit_calibration([judged(True, 0.7, False)] * 3)  # one class only: nothing to fit
     assert default == CALIBRATION
+
+
+def test_question_coverage_counts_the_question_words_the_quote_uses() -> None:
+    question = "Who led the U.S. delegation at the Istanbul talks?"
+    assert question_coverage(question, "Coulter led the U.S. delegation in Istanbul, the talks' host.") == 1.0
+    assert question_coverage(question, "Lavrov met Kerry in Sochi for four hours.") == 0.0
+    assert 0.0 < question_coverage(question, "Coulter led the talks.") < 1.0
+    assert question_coverage("", "Anything at all.") == 1.0  # no question: nothing to cover
+
+
+@pytest.mark.parametrize(
+    ("question", "claim", "lacks"),
+    [
+        (
+            "Who led the U.S. delegation at the Istanbul talks?",
+            "The U.S. delegation led the Istanbul talks by raising concerns about banking.",
+            True,
+        ),
+        ("Who led the U.S. delegation at the Istanbul talks?", "Sonata Coulter led the U.S. delegation.", False),
+        ("Who wrote the AP report?", "By VLADIMIR ISACHENKOV", False),
+        ("Whose appointment did the U.S. agree to?", "The U.S. agreed to Alexander Darchiyev's appointment.", False),
+        ("How many hours of meetings did Kerry hold in Sochi?", "Kerry held meetings in Sochi.", True),
+        ("How many hours of meetings did Kerry hold in Sochi?", "Kerry held eight hours of meetings.", False),
+        ("How many original treaties protected fundamental rights?", "None of the original treaties did.", False),
+        ("When did Russia send troops into Ukraine?", "Russia sent troops in February 2022.", False),
+        ("When did Russia send troops into Ukraine?", "Russia sent troops after the talks.", True),
+        ("In what year did Savery patent his pump?", "Savery patented it in 1698.", False),
+        ("What did Russia propose?", "Russia proposed restoring direct flights.", False),  # not a kind it checks
+        ("Is Orbi sold outside Europe?", "No — Orbi is sold only in Europe.", False),
+        ("When extensive time is required, what case is it?", "It is the worst case.", False),  # a clause
+    ],
+)
+def test_an_answer_must_give_the_kind_of_thing_asked(question: str, claim: str, lacks: bool) -> None:
+    assert (lacks_asked_kind(question, claim) is not None) is lacks
