@@ -66,6 +66,57 @@ def hard_check(claim: str, quote: str, question: str = "") -> str | None:
         return f"the quote does not mention {', '.join(missing)}"
     if negations(claim) > negations(quote):
         return "the claim negates what the quote states"
+    return modifier_swapped(claim, quote)
+
+
+# "Russia's delegation", "the Tallinn office", "U.S. Ambassador": a name that says whose a role or unit is.
+_OWNED = re.compile(
+    r"(?<![\w.’'-])(?P<name>(?:[A-Z][\w.’'-]*\s+)*[A-Z][\w.’'-]*?)(?:['’]s)?\s+(?P<noun>[a-z]{3,})\b(?![-‐])"
+)
+_ROLES = frozenset(
+    "delegation office team side embassy ministry government army navy fleet force troop president minister "
+    "ambassador manager head chief leader spokesman spokeswoman spokesperson envoy delegate capital border "
+    "department director secretary governor mayor king queen premier commander".split()
+)
+_DETERMINERS = frozenset("the a an this that these those its his her their our my your some any each every no".split())
+
+
+def _owners(text: str) -> list[tuple[str, str]]:
+    """(name, role) pairs such as ("Russia", "delegation") for "Russia's delegation" or "the Russia delegation"."""
+    found = []
+    for match in _OWNED.finditer(text):
+        name = " ".join(w for w in match.group("name").split() if w.lower() not in _DETERMINERS)
+        if name and match.group("noun").rstrip("s") in _ROLES:
+            found.append((name, match.group("noun")))
+    return found
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Loosely the same name: Russia ~ Russian, European Union ~ EU, U.S.-Russia ~ Russia."""
+    from rag.citations import mentions_loosely
+
+    if mentions_loosely(a, b) or mentions_loosely(b, a):
+        return True
+
+    def initials(name: str) -> str:
+        return "".join(w[0] for w in name.split() if w[:1].isupper())
+
+    return a.replace(".", "") == initials(b) or b.replace(".", "") == initials(a)
+
+
+def modifier_swapped(claim: str, quote: str) -> str | None:
+    """Why the claim gives a role or unit to another owner than the quote does, or None.
+
+    "Sonata Coulter led Russia's delegation" against "... Coulter, ... who led the U.S. delegation": the quote
+    has a delegation, but it is the U.S. one. The judge scores such swaps like true claims. Only roles and units
+    (``_ROLES``) count: a talk can be both "the Istanbul talks" and "the U.S.-Russia talks", a delegation is one
+    side's. On evals/support.jsonl this rejects 4 false pairs and no true one.
+    """
+    in_quote = _owners(quote)
+    for name, noun in _owners(claim):
+        others = [owner for owner, role in in_quote if role == noun]
+        if others and not any(_same_name(name, owner) for owner in others):
+            return f"the quote's {noun} is {others[0]}'s, not {name}'s"
     return None
 
 
@@ -169,7 +220,7 @@ def logit(p: float) -> float:
 # see docs/evaluation.md. Whether the claim is the quote's own words is deliberately not a feature: in the
 # support set it only tells the "verbatim" positives from the "other_sentence" negatives, and with it the
 # score rejected correct answers that copy their quote ("The United States wanted strict reciprocity").
-CALIBRATION = Calibration(bias=-1.478, judge=2.943, reordered=-2.536, asked=4.161)
+CALIBRATION = Calibration(bias=-1.44, judge=2.914, reordered=-2.508, asked=4.091)
 
 
 def support_score(judge: Judge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION) -> float:

@@ -30,6 +30,7 @@ from rag.verify import (
     hard_check,
     is_verbatim,
     lacks_asked_kind,
+    modifier_swapped,
     names_reordered,
     negations,
     question_coverage,
@@ -65,9 +66,12 @@ def test_hard_checks_pass_what_the_quote_states(claim: str) -> None:
     assert hard_check(claim, QUOTE) is None
 
 
-def test_role_swaps_pass_the_hard_checks_so_the_judge_must_see_them() -> None:
-    """Every name is in the quote: only meaning can tell that Coulter did not lead Russia's side."""
-    assert hard_check("Sonata Coulter led Russia's delegation.", QUOTE) is None
+def test_role_swaps_between_people_pass_the_hard_checks_so_the_judge_must_see_them() -> None:
+    """Every name is in the quote: only meaning can tell that Darchiyev did not lead the U.S. side."""
+    both = "Coulter, who led the U.S. delegation, and Darchiyev, who led the Russian one, met in Istanbul."
+    assert hard_check("Darchiyev led the U.S. delegation.", both) is None
+    # A role given to another country is a hard check of its own (modifier_swapped).
+    assert hard_check("Sonata Coulter led Russia's delegation.", QUOTE) is not None
 
 
 def test_verbatim_and_negation_helpers() -> None:
@@ -82,6 +86,26 @@ def test_verbatim_and_negation_helpers() -> None:
 def test_question_words_are_never_premises(word: str) -> None:
     question = f"{word} did Darchiyev succeed as ambassador?"
     assert unmatched_question_entities(question, ["Alexander Darchiyev succeeds Anatoly Antonov."]) == []
+
+
+@pytest.mark.parametrize(
+    ("claim", "quote", "swapped"),
+    [
+        (
+            "Sonata Coulter led Russia's delegation.",
+            "Coulter, who led the U.S. delegation, met Darchiyev of Russia.",
+            True,
+        ),
+        ("The Tallinn office manager is Rui Figueiredo.", "The Lisbon office manager is Rui Figueiredo.", True),
+        ("Coulter led the U.S. delegation.", "Coulter, who led the U.S. delegation, met Darchiyev.", False),
+        ("Darchiyev led the Russia delegation.", "Darchiyev led the Russian delegation.", False),  # Russia ~ Russian
+        ("The EU office opened.", "The European Union office opened in 2016.", False),  # initials
+        ("The Istanbul talks lasted six hours.", "The U.S.-Russia talks in Istanbul lasted six hours.", False),
+    ],
+)
+def test_a_role_given_to_another_owner_is_caught(claim: str, quote: str, swapped: bool) -> None:
+    assert (modifier_swapped(claim, quote) is not None) is swapped
+    assert (hard_check(claim, quote) is not None) is swapped
 
 
 @pytest.mark.parametrize(
