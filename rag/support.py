@@ -157,7 +157,7 @@ def evaluate_support(
     judge: Judge,
     pairs: list[SupportPair],
     *,
-    target_precision: float = 0.90,
+    target_precision: float = 0.95,
     threshold: float | None = None,
     calibration: Calibration | None = None,
     on_pair: Any = None,
