@@ -76,6 +76,15 @@ _ASKS_NUMBER = re.compile(
 _ASKS_NAME = re.compile(r"^(?:who|whom|whose)\b|\b(?:by|to|with|from|for)\s+whom\b", re.IGNORECASE)
 
 
+# "..., according to Lavrov's statement?"  "According to the ZeroHedge piece, who ...?": who said it, not what.
+_ATTRIBUTION = re.compile(r",?\s*\baccording\s+to\b[^,?]*(?:,\s*|(?=\?)|$)", re.IGNORECASE)
+
+
+def without_attribution(question: str) -> str:
+    """The question without its "according to ..." clause, which names a source rather than what is asked."""
+    return re.sub(r"\s+([?.!])", r"\1", " ".join(_ATTRIBUTION.sub(" ", question).split()))
+
+
 def asked_kind(question: str) -> str | None:
     """ "number" or "name" when the question's wording asks for one, else None (what, why, yes/no, ...)."""
     text = " ".join(question.split())

@@ -32,8 +32,8 @@ _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|nobody|nothing|witho
 _VERDICT = re.compile(r"^(?:yes|no)\s+—\s+", re.IGNORECASE)  # "No — Kerry met Putin": split_claims' join
 _CACHE_SIZE = 4096
 _NUMBERISH = frozenset(
-    "none nothing no zero dozen dozens hundreds thousands millions billions half twice once january february "
-    "march april may june july august september october november december century decade".split()
+    "none nothing no zero single dozens hundreds thousands millions billions twice once january february march "
+    "april may june july august september october november december century centuries decade decades".split()
 )
 _QUESTION_WORDS = frozenset("who whom whose what which when where whi how did doe".split())  # stemmed; BM25 keeps them
 
@@ -124,9 +124,9 @@ def lacks_asked_kind(question: str, claim: str) -> str | None:
     """Why ``claim`` cannot answer ``question``: it gives no number where one is asked ("How many ...",
     "When did ..."), or names no one the question does not already name ("Who led ...?"), else None.
 
-    The bundled judge passes a claim that restates the question around no answer ("The U.S. delegation led
-    the talks by raising concerns" for "Who led the U.S. delegation?"). On the SQuAD file's answerable
-    questions of these kinds, 4% of gold answers are neither ("citizens", "a single output").
+    The bundled judge passes a claim that restates the question around no answer ("Kerry held meetings in
+    Sochi" for "How many hours of meetings did Kerry hold?"). On the SQuAD file's answerable questions of these
+    kinds, 2% of gold answers are neither ("citizens", "as soon as they enter into force").
     """
     from rag.citations import NUMBER_WORDS, entities, mentions_loosely
     from rag.questions import asked_kind
@@ -134,15 +134,12 @@ def lacks_asked_kind(question: str, claim: str) -> str | None:
     kind = asked_kind(question)
     if kind is None:
         return None
-    found = entities(_VERDICT.sub("", claim))
     if kind == "number":
         words = set(re.findall(r"[a-z]+", claim.lower()))
-        if any(e[:1].isdigit() or e.split()[0].lower() in NUMBER_WORDS for e in found):
-            return None
-        if words & _NUMBERISH:
+        if re.search(r"\d", claim) or words & (_NUMBERISH | NUMBER_WORDS):  # "1960s", "one", "none", "May"
             return None
         return "the question asks for a number or date and the answer gives none"
-    found += re.findall(r"\b[A-Z]{3,}\b", claim)  # "By VLADIMIR ISACHENKOV", "NATO"
+    found = entities(_VERDICT.sub("", claim)) + re.findall(r"\b[A-Z]{3,}\b", claim)  # "By VLADIMIR ISACHENKOV"
     if any(not e[:1].isdigit() and not mentions_loosely(question, e) for e in found):
         return None
     return "the question asks who and the answer names no one it does not already name"
@@ -194,6 +191,7 @@ class Calibration:
 def question_coverage(question: str, quote: str) -> float:
     """The share of the question's content words (stemmed, stop words out) that the quote uses.
 
+    Its "according to ..." clause is left out: the source's name is rarely in the sentence that answers.
     A quote that leaves the question's terms aside is about something else: "another sentence of the same
     document" supports itself and still answers nothing. The bundled judge sees that weakly, so the
     calibration weighs it as a feature. The claim is left out on purpose: a model that restates the question
@@ -201,8 +199,9 @@ def question_coverage(question: str, quote: str) -> float:
     1.0 when the question has no content words (or none is given).
     """
     from rag.lexical import tokenize
+    from rag.questions import without_attribution
 
-    asked, quoted = tokenize([question, quote])
+    asked, quoted = tokenize([without_attribution(question), quote])
     wanted = set(asked) - _QUESTION_WORDS
     if not wanted:
         return 1.0
@@ -220,7 +219,7 @@ def logit(p: float) -> float:
 # see docs/evaluation.md. Whether the claim is the quote's own words is deliberately not a feature: in the
 # support set it only tells the "verbatim" positives from the "other_sentence" negatives, and with it the
 # score rejected correct answers that copy their quote ("The United States wanted strict reciprocity").
-CALIBRATION = Calibration(bias=-1.44, judge=2.914, reordered=-2.508, asked=4.091)
+CALIBRATION = Calibration(bias=-1.439, judge=2.953, reordered=-2.45, asked=3.987)
 
 
 def support_score(judge: Judge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION) -> float:

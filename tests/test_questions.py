@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.questions import split_clauses, sub_questions
+from rag.questions import asked_kind, split_clauses, sub_questions, without_attribution
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,33 @@ def test_an_answer_sentence_is_split_into_its_clauses() -> None:
         "Russia later proposed direct air links.",
     ]
     assert split_clauses("Kerry and Lavrov met in Sochi.") == []  # "and" joins names, not clauses
+
+
+@pytest.mark.parametrize(
+    ("question", "without"),
+    [
+        ("How many telephone conversations had the presidents had, according to Lavrov's statement?",
+         "How many telephone conversations had the presidents had?"),
+        ("According to one commenter, what is Trump probably negotiating for?", "what is Trump probably negotiating for?"),
+        ("What did Kerry say in Sochi?", "What did Kerry say in Sochi?"),
+    ],
+)  # fmt: skip
+def test_the_attribution_clause_is_not_what_is_asked(question: str, without: str) -> None:
+    assert without_attribution(question) == without
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many hours did the talks last?", "number"),
+        ("In what year did Savery patent his pump?", "number"),
+        ("When did Russia send troops into Ukraine?", "number"),
+        ("When extensive time is required, what case is it?", None),
+        ("Who led the U.S. delegation?", "name"),
+        ("By whom was the report written?", "name"),
+        ("What did Russia propose?", None),
+        ("Who heads People Operations, and in which city is that team?", None),  # two parts: checked each
+    ],
+)
+def test_the_kind_of_thing_a_question_asks_for(question: str, kind: str | None) -> None:
+    assert asked_kind(question) == kind
