@@ -11,10 +11,13 @@ Labels come by construction, not from a model's judgement:
 - ``verbatim`` (true): the gold sentence itself, or its clause holding the answer.
 - ``other_sentence`` (false): another sentence of the same document, one without the gold answer, as its own
   quote: it is the document's words, but it does not answer the question (the extractive fallback's case).
+- ``swap_premise`` (false): a true rewrite with one name of its question, and of its claim, replaced by another
+  name of the document: a false premise taken up (SQuAD 2.0's way of making unanswerable questions).
 Every pair is assigned to ``dev`` or ``test`` by a hash of its question, so both halves hold different questions.
 
     python scripts/make_support_set.py --out evals/support.jsonl --squad 130 --seed 7
     python scripts/make_support_set.py --out evals/support.jsonl --add-other-sentences --seed 7
+    python scripts/make_support_set.py --out evals/support.jsonl --add-premise-swaps --seed 7
 """
 
 from __future__ import annotations
@@ -113,20 +116,68 @@ def variants(rng: random.Random, claim: str, quote: str, doc_text: str, answer: 
     return out
 
 
-def add_other_sentences(path: Path, rng: random.Random) -> None:
-    """Append, for each question with a verbatim pair, another sentence of its document that lacks the answer."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    rows = [r for r in rows if r["how"] != "other_sentence"]
+def _documents() -> dict[str, str]:
+    """The seeds and the SQuAD articles by name: where each pair's quote comes from."""
     texts = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "seeds").iterdir()}
     squad = json.loads(Path(REPO.parent / "shared" / "data" / "squad-v2-dev-part1.json").read_text())
     for article in squad["data"]:
         texts[article["title"]] = "\n\n".join(p["context"] for p in article["paragraphs"])
+    return texts
+
+
+def _document_of(quote: str, texts: dict[str, str]) -> str | None:
+    return next((t for t in texts.values() if quote[:60] in " ".join(t.split())), None)
+
+
+def add_premise_swaps(path: Path, rng: random.Random) -> None:
+    """Append, for each true rewrite, the same pair with one name of the question and the claim replaced.
+
+    SQuAD 2.0 makes its unanswerable questions so: a name of an answerable question swapped for another of the
+    document ("What Frank led Norman forces?"). A claim that takes the false premise up ("The Tallinn office
+    manager is Rui Figueiredo" against "The Lisbon office manager is ...") is not supported by the quote, and
+    the hard checks excuse it (the question gives the name), so only the judge and the calibration can see it.
+    The pair keeps its question's split.
+    """
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r["how"] != "swap_premise"]
+    texts = _documents()
     added = []
     for row in rows:
-        if row["how"] != "answer":
+        if row["how"] != "answer" or (doc := _document_of(row["quote"], texts)) is None:
             continue
-        doc = next((t for t in texts.values() if row["quote"][:60] in " ".join(t.split())), None)
-        if doc is None:
+        names = [n for n in dict.fromkeys(names_in(row["question"])) if len(n) > 2 and n in row["quote"]]
+        names = [n for n in names if re.search(rf"\b{re.escape(n)}\b", row["claim"])]
+        others = [
+            n for n in dict.fromkeys(names_in(doc))
+            if len(n) > 2 and "\n" not in n and n not in row["quote"] and n not in row["question"] and n not in row["claim"]
+            and re.search(rf"[a-z,] {re.escape(n)}\b", doc)  # a name inside a sentence, not a capitalised opener
+        ]  # fmt: skip
+        if not names or not others:
+            continue
+        name, other = rng.choice(names), rng.choice(others)
+        swap = lambda text: re.sub(rf"\b{re.escape(name)}\b", other, text)  # noqa: E731
+        added.append(
+            {
+                **row,
+                "id": row["id"].replace("-answer", "-swap_premise"),
+                "question": swap(row["question"]),
+                "claim": swap(row["claim"]),
+                "label": False,
+                "how": "swap_premise",
+            }
+        )
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
+    print(f"{len(added)} swap_premise pairs added -> {path} ({len(rows) + len(added)} pairs)")
+
+
+def add_other_sentences(path: Path, rng: random.Random) -> None:
+    """Append, for each question with a verbatim pair, another sentence of its document that lacks the answer."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r["how"] != "other_sentence"]
+    texts = _documents()
+    added = []
+    for row in rows:
+        if row["how"] != "answer" or (doc := _document_of(row["quote"], texts)) is None:
             continue
         sentences = [" ".join(doc[s:e].split()) for s, e in sentence_spans(doc)]
         answer_words = {w for w in re.findall(r"\w+", row["quote"].lower()) if len(w) > 3}
@@ -158,10 +209,16 @@ def main() -> None:
     parser.add_argument(
         "--add-other-sentences", action="store_true", help="append other_sentence negatives to --out (no model needed)"
     )
+    parser.add_argument(
+        "--add-premise-swaps", action="store_true", help="append swap_premise negatives to --out (no model needed)"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     if args.add_other_sentences:
         add_other_sentences(args.out, rng)
+        return
+    if args.add_premise_swaps:
+        add_premise_swaps(args.out, rng)
         return
     rewrite = Rewriter()
     rows: list[dict[str, object]] = []
