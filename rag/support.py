@@ -157,7 +157,7 @@ def evaluate_support(
     judge: Judge,
     pairs: list[SupportPair],
     *,
-    target_precision: float = 0.95,
+    target_precision: float = 0.97,
     threshold: float | None = None,
     calibration: Calibration | None = None,
     on_pair: Any = None,
