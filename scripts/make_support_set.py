@@ -155,13 +155,13 @@ def add_premise_swaps(path: Path, rng: random.Random) -> None:
         if not names or not others:
             continue
         name, other = rng.choice(names), rng.choice(others)
-        swap = lambda text: re.sub(rf"\b{re.escape(name)}\b", other, text)  # noqa: E731
+        pattern = re.compile(rf"\b{re.escape(name)}\b")
         added.append(
             {
                 **row,
                 "id": row["id"].replace("-answer", "-swap_premise"),
-                "question": swap(row["question"]),
-                "claim": swap(row["claim"]),
+                "question": pattern.sub(other, row["question"]),
+                "claim": pattern.sub(other, row["claim"]),
                 "label": False,
                 "how": "swap_premise",
             }
