@@ -4,6 +4,10 @@
 for the whole question finds the first and misses the second. Each part is searched for on its own and the
 evidence keeps the best sentences of each (``rag.evidence.select_evidence``), so the model sees both.
 No model call: the split is by the question's own syntax, so it costs nothing when a question is simple.
+
+Two more readings of a question serve the verifier (``rag.verify``): what kind of thing it asks for
+(``asked_kind``: a number or a name) and the question without its "according to ..." clause
+(``without_attribution``).
 """
 
 from __future__ import annotations
