@@ -28,7 +28,9 @@ import json
 import random
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -129,6 +131,21 @@ def _document_of(quote: str, texts: dict[str, str]) -> str | None:
     return next((t for t in texts.values() if quote[:60] in " ".join(t.split())), None)
 
 
+def _append_derived(path: Path, how: str, derive: Callable[[dict[str, Any], str], dict[str, Any] | None]) -> None:
+    """Replace the ``how`` pairs of ``path`` with ``derive(row, document)`` of each true rewrite (None: none)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r["how"] != how]
+    texts = _documents()
+    added = []
+    for row in rows:
+        if row["how"] != "answer" or (doc := _document_of(row["quote"], texts)) is None:
+            continue
+        if (pair := derive(row, doc)) is not None:
+            added.append({**row, **pair, "id": row["id"].replace("-answer", f"-{how}"), "label": False, "how": how})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
+    print(f"{len(added)} {how} pairs added -> {path} ({len(rows) + len(added)} pairs)")
+
+
 def add_premise_swaps(path: Path, rng: random.Random) -> None:
     """Append, for each true rewrite, the same pair with one name of the question and the claim replaced.
 
@@ -138,13 +155,8 @@ def add_premise_swaps(path: Path, rng: random.Random) -> None:
     the hard checks excuse it (the question gives the name), so only the judge and the calibration can see it.
     The pair keeps its question's split.
     """
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    rows = [r for r in rows if r["how"] != "swap_premise"]
-    texts = _documents()
-    added = []
-    for row in rows:
-        if row["how"] != "answer" or (doc := _document_of(row["quote"], texts)) is None:
-            continue
+
+    def swap(row: dict[str, Any], doc: str) -> dict[str, Any] | None:
         names = [n for n in dict.fromkeys(names_in(row["question"])) if len(n) > 2 and n in row["quote"]]
         names = [n for n in names if re.search(rf"\b{re.escape(n)}\b", row["claim"])]
         others = [
@@ -153,52 +165,30 @@ def add_premise_swaps(path: Path, rng: random.Random) -> None:
             and re.search(rf"[a-z,] {re.escape(n)}\b", doc)  # a name inside a sentence, not a capitalised opener
         ]  # fmt: skip
         if not names or not others:
-            continue
+            return None
         name, other = rng.choice(names), rng.choice(others)
         pattern = re.compile(rf"\b{re.escape(name)}\b")
-        added.append(
-            {
-                **row,
-                "id": row["id"].replace("-answer", "-swap_premise"),
-                "question": pattern.sub(other, row["question"]),
-                "claim": pattern.sub(other, row["claim"]),
-                "label": False,
-                "how": "swap_premise",
-            }
-        )
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
-    print(f"{len(added)} swap_premise pairs added -> {path} ({len(rows) + len(added)} pairs)")
+        return {"question": pattern.sub(other, row["question"]), "claim": pattern.sub(other, row["claim"])}
+
+    _append_derived(path, "swap_premise", swap)
 
 
 def add_other_sentences(path: Path, rng: random.Random) -> None:
     """Append, for each question with a verbatim pair, another sentence of its document that lacks the answer."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    rows = [r for r in rows if r["how"] != "other_sentence"]
-    texts = _documents()
-    added = []
-    for row in rows:
-        if row["how"] != "answer" or (doc := _document_of(row["quote"], texts)) is None:
-            continue
+
+    def other_sentence(row: dict[str, Any], doc: str) -> dict[str, Any] | None:
         sentences = [" ".join(doc[s:e].split()) for s, e in sentence_spans(doc)]
         answer_words = {w for w in re.findall(r"\w+", row["quote"].lower()) if len(w) > 3}
         others = [
             s for s in sentences
             if len(s.split()) >= 8 and s != row["quote"] and len(answer_words & set(re.findall(r"\w+", s.lower()))) <= 2
         ]  # fmt: skip
-        if others:
-            other = rng.choice(others)
-            added.append(
-                {
-                    **row,
-                    "id": row["id"].replace("-answer", "-other_sentence"),
-                    "claim": other,
-                    "quote": other,
-                    "label": False,
-                    "how": "other_sentence",
-                }
-            )
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + added), encoding="utf-8")
-    print(f"{len(added)} other_sentence pairs added -> {path} ({len(rows) + len(added)} pairs)")
+        if not others:
+            return None
+        other = rng.choice(others)
+        return {"claim": other, "quote": other}
+
+    _append_derived(path, "other_sentence", other_sentence)
 
 
 def main() -> None:
