@@ -32,7 +32,7 @@ from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
 from rag.questions import split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
-from rag.verify import Judge, hard_check, is_verbatim, lacks_asked_kind, support_score
+from rag.verify import Judge, hard_check, is_verbatim, judged_score, lacks_asked_kind, support_score
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 
@@ -355,7 +355,7 @@ def answer_events(
             return aligner.settle(claim)
         if emitted and is_verbatim(claim.text, quote):
             return True  # the quote's own words, after a first sentence the judge found to answer the question
-        return support_score(judge, question, claim.text, quote) >= threshold
+        return judged_score(judge, question, claim.text, quote) >= threshold  # hard checks passed above
 
     def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
         """The sentence if it is supported; for a two-part question, else each of its clauses that is."""

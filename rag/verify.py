@@ -226,6 +226,11 @@ def support_score(judge: Judge, question: str, claim: str, quote: str, calibrati
     """The calibrated probability that ``quote`` supports ``claim`` as an answer to ``question`` (0 on a hard check)."""
     if hard_check(claim, quote, question) is not None:
         return 0.0
+    return judged_score(judge, question, claim, quote, calibration)
+
+
+def judged_score(judge: Judge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION) -> float:
+    """``support_score`` for a pair whose hard checks the caller has already run: the judge and the features."""
     p_yes = judge.support(question, claim, quote)
     return calibration.score(p_yes, names_reordered(claim, quote), question_coverage(question, quote))
 
