@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -30,11 +31,14 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.questions import split_clauses, sub_questions
+from rag.questions import is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
+from rag.types import Hit
 from rag.verify import Judge, hard_check, is_verbatim, judged_score, lacks_asked_kind, support_score
 
 ABSTAIN_TEXT = "The documents do not answer this question."
+_YES = re.compile(r"^yes\s*(?:—|,)\s*", re.IGNORECASE)  # a "Yes, ..." opening, as split_claims leaves it
+_MIN_CLAIM_WORDS = 4  # a shorter reply to "copy the sentence" is a fragment of it ("48"): the sentence is shown
 
 
 @dataclass(frozen=True)
@@ -300,22 +304,21 @@ def answer_events(
         timings["rewrite"] = _ms(started)
     t0 = time.perf_counter()
     parts = sub_questions(standalone)
-    hits = retriever.search(standalone, k=settings.answer.k)
-    if parts:  # a two-part question: each part is looked up too, and the evidence keeps the best for each
-        hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
-    passages = select_evidence(
-        standalone,
-        hits,
-        retriever.index.documents,
-        retriever.embedder,
-        settings.answer.evidence_chars,
-        parts,
-        settings.answer.neighbour_weight,
-    )
-    timings["retrieve"] = _ms(t0)
     texts = retriever.index.texts
+    jobs: list[tuple[str, list[Passage]]] = []  # (question, its evidence): one model call each
+    if parts and settings.answer.decompose:
+        # A two-part question is answered part by part: each part gets its own search, evidence, answer and
+        # verification, and the answer is the parts' verified sentences, each citing its own document.
+        for part in parts:
+            part_hits = retriever.search(part, k=settings.answer.k)
+            jobs.append((part, _evidence(settings, retriever, part, part_hits, [])))
+    else:
+        hits = retriever.search(standalone, k=settings.answer.k)
+        if parts:  # each part is looked up too, and the evidence keeps the best for each
+            hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
+        jobs.append((standalone, _evidence(settings, retriever, standalone, hits, parts)))
+    timings["retrieve"] = _ms(t0)
     book = CitationBook(texts)
-    aligner = Aligner(standalone, passages, retriever.embedder, texts)
     emitted: list[str] = []
     unsupported: list[str] = []
 
@@ -330,60 +333,91 @@ def answer_events(
         emitted.append(sentence)
         return piece
 
-    # A name or number of the question that none of the retrieved documents contains is a premise the corpus
-    # cannot back ("Who is the chief of the Pacific Fleet?" when only the Northern Fleet is mentioned): the
-    # small model would answer from the nearest passage, so it is not asked.
-    off_premise = unmatched_question_entities(standalone, [texts[d] for d in {p.doc_id for p in passages}])
-
     def shown(piece: str) -> str:
         timings.setdefault("first_output", _ms(started))  # when the user sees the first verified words
         return piece
 
     judge = model.judge_model if settings.answer.judge else None
     threshold = settings.answer.support_threshold
-
-    def supported(claim: Claim, question: str = standalone) -> bool:
-        """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
-        if not claim.evidence:
-            return False
-        quote = " ".join(s.text for s in claim.evidence)
-        if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
-            return False
-        if not emitted and lacks_asked_kind(question, claim.text) is not None:
-            return False  # the first sentence shown must give what was asked: a number, a name
-        if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
-            return aligner.settle(claim)
-        if emitted and is_verbatim(claim.text, quote):
-            return True  # the quote's own words, after a first sentence the judge found to answer the question
-        return judged_score(judge, question, claim.text, quote) >= threshold  # hard checks passed above
-
-    def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
-        """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
-        claim = aligner.claim(text, markers)
-        whole = supported(claim)
-        clauses = split_clauses(text) if parts and not whole else []
-        if not clauses:
-            if (piece := emit(claim, whole)) is not None:
-                yield shown(piece)
-            return
-        # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot hold
-        # both halves of an answer drawn from two documents; each clause is checked against its own quote,
-        # as an answer to its own part of the question.
-        for clause, part in zip(clauses, [*parts, *[standalone] * len(clauses)], strict=False):
-            sub = aligner.claim(clause, markers)
-            if (piece := emit(sub, supported(sub, part))) is not None:
-                yield shown(piece)
-
     t_judge = judge.seconds if judge is not None else 0.0
-    raw = ""
-    done = 0  # claims of ``raw`` already handled
-    if passages and not off_premise:
-        messages = prompt.render(passages="\n".join(p.label() for p in passages), question=standalone)
+
+    def answer_part(asked: str, passages: list[Passage], clause_parts: list[str]) -> Iterator[str]:
+        """Verified sentences answering ``asked`` from ``passages``: one model call, then each sentence checked."""
+        # A name or number of the question that none of the retrieved documents contains is a premise the
+        # corpus cannot back ("Who is the chief of the Pacific Fleet?" when only the Northern Fleet is
+        # mentioned): the small model would answer from the nearest passage, so it is not asked.
+        if not passages or unmatched_question_entities(asked, [texts[d] for d in {p.doc_id for p in passages}]):
+            return
+        aligner = Aligner(asked, passages, retriever.embedder, texts)
+        polar = is_yes_no(asked)
+        before = len(emitted)  # the first sentence shown for this question must answer what it asks
+
+        def supported(claim: Claim, question: str = asked) -> bool:
+            """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
+            if not claim.evidence:
+                return False
+            quote = " ".join(s.text for s in claim.evidence)
+            if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
+                return False
+            if len(emitted) == before and lacks_asked_kind(question, claim.text) is not None:
+                return False  # the first sentence shown must give what was asked: a number, a name
+            if judge is None:  # answer.judge = false: the aligner's lexical verdict alone (faster, less precise)
+                return aligner.settle(claim)
+            if len(emitted) > before and is_verbatim(claim.text, quote):
+                return True  # the quote's own words, after a first sentence the judge found to answer the question
+            return judged_score(judge, question, claim.text, quote) >= threshold  # hard checks passed above
+
+        def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
+            """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
+            if not polar:  # "Yes, the Blignaut family had a vineyard": the small model's habit, not an answer
+                text = _YES.sub("", text, count=1)
+                text = text[:1].upper() + text[1:]
+            claim = aligner.claim(text, markers)
+            whole = supported(claim)
+            clauses = split_clauses(text) if clause_parts and not whole else []
+            if not clauses:
+                if (piece := emit(claim, whole)) is not None:
+                    yield shown(piece)
+                return
+            # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot
+            # hold both halves of an answer drawn from two documents; each clause is checked against its own
+            # quote, as an answer to its own part of the question.
+            for clause, part in zip(clauses, [*clause_parts, *[asked] * len(clauses)], strict=False):
+                sub = aligner.claim(clause, markers)
+                if (piece := emit(sub, supported(sub, part))) is not None:
+                    yield shown(piece)
+
+        def second_attempt() -> Iterator[str]:
+            """The model refused, or nothing it wrote was verified: asked once more, to copy the sentence that
+            answers. The small model often says NOT FOUND with the answer in front of it, yet finds the sentence
+            when asked for it; what it copies is verified like any answer."""
+            t_retry = time.perf_counter()
+            call: dict[str, int] = {}
+            messages = load_prompt("extract").render(passages="\n".join(p.label() for p in passages), question=asked)
+            reply = model.complete(messages, settings.answer.max_tokens, call)
+            for name, count in call.items():
+                usage[name] = usage.get(name, 0) + count
+            timings["retry"] = _ms(t_retry)
+            if is_refusal(reply):
+                return
+            for text, markers in split_claims(reply):
+                claim = aligner.claim(text, markers)
+                if len(text.split()) < _MIN_CLAIM_WORDS and claim.evidence:
+                    claim = aligner.quoted(claim.evidence[0])  # "[1] 48": the sentence it was copied from
+                if (piece := emit(claim, supported(claim))) is not None:
+                    yield shown(piece)
+                    timings["retried"] = 1
+                    return
+
+        raw = ""
+        done = 0  # claims of ``raw`` already handled
+        messages = prompt.render(passages="\n".join(p.label() for p in passages), question=asked)
         t_llm = time.perf_counter()
+        call: dict[str, int] = {}  # this call's token counts, added to the answer's
         deltas = (
-            model.stream(messages, settings.answer.max_tokens, usage)
+            model.stream(messages, settings.answer.max_tokens, call)
             if stream
-            else iter([model.complete(messages, settings.answer.max_tokens, usage)])
+            else iter([model.complete(messages, settings.answer.max_tokens, call)])
         )
         for delta in deltas:
             if cancel is not None and cancel.is_set():
@@ -391,7 +425,7 @@ def answer_events(
                     close()  # closes the model's stream now, not when the generator is collected
                 return
             if not raw:
-                timings["first_token"] = _ms(t_llm)
+                timings.setdefault("first_token", _ms(t_llm))
             raw += delta
             if is_refusal(raw):
                 continue
@@ -399,7 +433,9 @@ def answer_events(
             for text, markers in claims[done : max(done, len(claims) - 1)]:  # the last may be unfinished
                 yield from verified(text, markers)
             done = max(done, len(claims) - 1)
-        timings["generate"] = _ms(t_llm)
+        timings["generate"] = timings.get("generate", 0) + _ms(t_llm)
+        for name, count in call.items():
+            usage[name] = usage.get(name, 0) + count
         if not raw.strip():
             raise LLMError(
                 f"the language model ({model.model or 'unknown'}) returned an empty answer; "
@@ -410,24 +446,34 @@ def answer_events(
                 if cancel is not None and cancel.is_set():
                     return
                 yield from verified(text, markers)
-        if not emitted and judge is not None:
+        if len(emitted) == before and settings.answer.extract_retry and not (cancel is not None and cancel.is_set()):
+            yield from second_attempt()
+        if len(emitted) == before and judge is not None:
             # Extractive fallback: the model refused, or nothing it wrote could be verified, yet a retrieved
             # sentence may answer the question. The judge's score on the sentence itself decides.
-            asked = premise_terms(standalone)
+            terms = premise_terms(asked)
             for sentence in aligner.best_sentences(settings.answer.fallback_sentences):
                 if cancel is not None and cancel.is_set():
                     return
                 context = texts[sentence.doc_id][max(0, sentence.start - 300) : sentence.end + 300]
-                if not all(mentions_loosely(context, term) for term in asked):
+                if not all(mentions_loosely(context, term) for term in terms):
                     continue  # "The team works from the Lisbon office" does not answer "Why did Finance move?"
                 claim = aligner.quoted(sentence)
-                if lacks_asked_kind(standalone, claim.text) is not None:
+                if lacks_asked_kind(asked, claim.text) is not None:
                     continue
-                if support_score(judge, standalone, claim.text, sentence.text) >= threshold:
+                if support_score(judge, asked, claim.text, sentence.text) >= threshold:
                     if (piece := emit(claim, True)) is not None:
                         yield shown(piece)
                     timings["fallback"] = 1
                     break
+
+    for asked, part_passages in jobs:
+        if cancel is not None and cancel.is_set():
+            return
+        yield from answer_part(asked, part_passages, [] if len(jobs) > 1 else parts)
+        if cancel is not None and cancel.is_set():
+            return
+    passages = _numbered([p for _, part_passages in jobs for p in part_passages])
     if judge is not None:
         timings["judge"] = round((judge.seconds - t_judge) * 1000)
     abstained = not emitted
@@ -447,6 +493,31 @@ def answer_events(
         standalone_question=standalone,
         unsupported=unsupported,
     )
+
+
+def _evidence(
+    settings: Settings, retriever: Retriever, question: str, hits: list[Hit], parts: list[str]
+) -> list[Passage]:
+    return select_evidence(
+        question,
+        hits,
+        retriever.index.documents,
+        retriever.embedder,
+        settings.answer.evidence_chars,
+        parts,
+        settings.answer.neighbour_weight,
+    )
+
+
+def _numbered(passages: list[Passage]) -> list[Passage]:
+    """The passages of all parts as one list, each span once, numbered from 1 in order."""
+    seen: set[tuple[str, int, int]] = set()
+    kept: list[Passage] = []
+    for passage in passages:
+        if (passage.doc_id, passage.start, passage.end) not in seen:
+            seen.add((passage.doc_id, passage.start, passage.end))
+            kept.append(dataclasses.replace(passage, n=len(kept) + 1))
+    return kept
 
 
 def _ms(since: float) -> int:

@@ -56,6 +56,16 @@ _FILLER = re.compile(
     r"|explains?|indicates?)\s+that\s+)",
     re.IGNORECASE,
 )
+# A sentence about where the answer is rather than what it is: "This information is found.", "This is stated
+# clearly in both passages." It says nothing a quote could support; it is dropped like filler.
+_SOURCE_REMARK = re.compile(
+    r"(?:this|that|it|these|which|(?:the|this|that)\s+(?:information|answer|facts?|details?|principle|point))"
+    r"(?:\s+(?:information|answer))?\s+(?:is|are|was|were|can\s+be)\s+(?:\w+ly\s+)?"
+    r"(?:found|stated|mentioned|given|provided|shown|confirmed|explained|described|noted|reported|indicated)"
+    r"(?:\s+(?:clearly|explicitly|above|here|there|in|on|by|both|the|two|all|passages?|articles?|texts?|"
+    r"documents?|sources?|and))*[.!]?",
+    re.IGNORECASE,
+)
 _BARE_VERDICT = re.compile(r"(?:yes|no)[.!,;:]?", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"\b(?:reader|readers|comment|commenter|commented|commenters)\b", re.IGNORECASE)
 
@@ -148,20 +158,40 @@ def premise_terms(question: str) -> list[str]:
     return terms
 
 
+# A word of a well-known name and the abbreviation a text may use instead ("United States" ~ "U.S."); the
+# abbreviations are matched case-sensitively, so "us" is never the United States.
+_ABBREVIATED = (
+    (frozenset({"united", "states", "america", "american", "americans"}), r"U\.S\.(?:A\.)?|US|USA"),
+    (frozenset({"united", "kingdom", "britain", "british"}), r"U\.K\.|UK"),
+    (frozenset({"united", "nations"}), r"U\.N\.|UN"),
+    (frozenset({"european", "union"}), r"EU"),
+    (frozenset({"soviet", "union"}), r"USSR|U\.S\.S\.R\."),
+)
+
+
 def mentions_loosely(text: str, term: str) -> bool:
-    """Like ``mentions``, but a longer name may end differently (Turkish ~ Turkey, Russian ~ Russia)."""
+    """Like ``mentions``, but a longer name may end differently (Turkish ~ Turkey, Russian ~ Russia), and a word
+    of a well-known name may stand as its abbreviation (United States ~ U.S.)."""
     if mentions(text, term):
         return True
     stem = term[: max(4, len(term) - 3)]
-    return re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE) is not None
+    if re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE) is not None:
+        return True
+    word = term.lower()
+    return any(
+        word in words and re.search(rf"(?<![\w.])(?:{abbreviation})(?![\w])", text) is not None
+        for words, abbreviation in _ABBREVIATED
+    )
 
 
 # "According to the ZeroHedge piece, ...", "According to The Moscow Times, ...": the publication a question
 # names is where the text came from, which a scraped page often says only in its address or its boilerplate.
+_PUBLICATION = r"(?i:piece|report|article|story|column|op-ed|editorial|newspaper|website|site|outlet|post|blog)"
 _SOURCE_NAMED = re.compile(
-    r"\b(?i:according\s+to|in|from)\s+(?:(?i:the|an?)\s+)?(?:(?:[\w'’.-]+\s+){0,4}"
-    r"(?i:piece|report|article|story|column|op-ed|editorial|newspaper|website|site|outlet|post|blog)"
-    r"|The\s+[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3})\b",
+    rf"\b(?i:according\s+to|in|from)\s+(?:(?i:the|an?)\s+)?(?:(?:[\w'’.-]+\s+){{0,4}}{_PUBLICATION}"
+    r"|The\s+[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3})\b"
+    # "how does the later ZeroHedge report describe him?": a name before a publication noun is its title.
+    rf"|\b(?i:the|this|that)\s+(?:[\w'’.-]+\s+){{0,3}}{_PUBLICATION}\b",
 )
 
 
@@ -190,6 +220,8 @@ def split_claims(raw: str) -> list[tuple[str, tuple[int, ...]]]:
         clean = " ".join(_MARKERS.sub("", _PASSAGE_TALK.sub("", sentence)).split()).lstrip(",;: ")
         clean = _FILLER.sub("", clean)
         clean = clean[:1].upper() + clean[1:]
+        if _SOURCE_REMARK.fullmatch(clean) and len(clean.split()) <= 12 and not entities(clean):
+            continue
         if _BARE_VERDICT.fullmatch(clean):
             verdict = clean.rstrip(".!,;: ").capitalize()
             continue

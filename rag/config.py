@@ -74,7 +74,10 @@ class RetrieveSettings:
 @dataclass
 class AnswerSettings:
     k: int = 8  # passages retrieved for a question (6 -> 8 with neighbour_weight: see below)
-    part_k: int = 3  # passages retrieved for each part of a two-part question, besides the whole question's
+    # A two-part question ("..., and in which city is that team?") is answered part by part: a search, evidence
+    # and model call each (false: one call over merged evidence, each part searched with part_k passages).
+    decompose: bool = True
+    part_k: int = 3  # with decompose = false: passages retrieved for each part, besides the whole question's
     evidence_chars: int = 1200  # budget of evidence sentences in the prompt (about 300 tokens)
     # The share of a relevant sentence's score its neighbours inherit. Gold sentence in the evidence, k = 6 and
     # 0.0 -> k = 8 and 0.8: seeds 0.797 -> 0.848; SQuAD --sample 200 --seed 0 0.814 -> 0.872 (86 answerable);
@@ -91,6 +94,9 @@ class AnswerSettings:
     # fallback). Off by default: on the 38 seeds questions that abstain, 3 tried sentences let it answer 8,
     # 3 rightly (docs/evaluation.md); worth turning on with a stronger judge endpoint.
     fallback_sentences: int = 0
+    # When none of the model's sentences is verified (a refusal included), ask it once more to copy the sentence
+    # that answers (prompts/extract.*), and verify that: one more model call on those questions only.
+    extract_retry: bool = True
     max_question_chars: int = 1000
     history_turns: int = 3  # turns of a chat used to rewrite a follow-up question
 

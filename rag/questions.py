@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import re
 
-_ASKING = (
-    r"(?:who|whom|whose|what|when|where|which|why|how|in\s+which|in\s+what|on\s+which|at\s+which|"
-    r"for\s+which|from\s+which|did|does|do|is|are|was|were|has|have|had|can|could|will|would)\b"
-)
+_AUXILIARY = r"(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)"
 # "..., and in which city is that team?"  "... Istanbul talks, and how does the later report describe him?"
-_AND_ASK = re.compile(rf",?\s+(?:and|but|while)\s+(?={_ASKING})", re.IGNORECASE)
+# The second part is a question of its own: a question word, then an auxiliary within a few words. "... and
+# was exempt from ..." continues the first question's predicate, and "..., but which in practice take too
+# long" is a relative clause: neither is split.
+_AND_ASK = re.compile(
+    rf",?\s+(?:and|but|while)\s+(?=(?:in\s+|on\s+|at\s+|for\s+|from\s+)?(?:who|whom|whose|what|when|where|which|why|how)"
+    rf"(?:\s+[\w'’-]+){{0,3}}?\s+{_AUXILIARY}\b)",
+    re.IGNORECASE,
+)
 # "... came up both in Kerry's talks in Sochi and in Lavrov's statement ...?"
-_BOTH = re.compile(r"\bboth\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE)
+# Each side is a phrase ("in Kerry's 2015 talks"), not one word ("both inflationary and deflationary impacts").
+_BOTH = re.compile(r"\bboth\s+(?P<a>\S+\s+.+?)\s+and\s+(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE)
 # "..., according to the February AP report and to Ryabkov's September briefing?"
 _ACCORDING = re.compile(
     r"(?P<head>.*?),?\s+according\s+to\s+(?P<a>.+?)\s+and\s+(?:to\s+)?(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE
@@ -99,3 +104,13 @@ def asked_kind(question: str) -> str | None:
     if _ASKS_NAME.search(text):
         return "name"
     return None
+
+
+_POLAR = re.compile(
+    rf"^{_AUXILIARY}\b|^(?:isn['’]t|aren['’]t|wasn['’]t|weren['’]t|didn['’]t|doesn['’]t|don['’]t)\b", re.I
+)
+
+
+def is_yes_no(question: str) -> bool:
+    """Whether the question asks yes or no: it opens (after any "according to ..." clause) with an auxiliary."""
+    return _POLAR.match(without_attribution(" ".join(question.split())).lstrip(" ,")) is not None

@@ -34,6 +34,21 @@ def test_talk_about_passages_is_not_part_of_the_answer() -> None:
     assert split_claims("According to passage 2, the talks lasted six hours.")[0][0] == "The talks lasted six hours."
 
 
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("Darchiyev led the team [1]. This information is found in passage [1].", ["Darchiyev led the team."]),
+        ("Iran came up in both [1][2]. This is stated clearly in both passages.", ["Iran came up in both."]),
+        ("This principle is stated in both passages and.", []),
+        # Claims about what was described or confirmed stay: they say something a quote can support.
+        ("The talks were described as constructive [2].", ["The talks were described as constructive."]),
+        ("This was confirmed by Lavrov [1].", ["This was confirmed by Lavrov."]),
+    ],
+)
+def test_remarks_about_where_the_answer_is_are_dropped(raw: str, kept: list[str]) -> None:
+    assert [text for text, _ in split_claims(raw)] == kept
+
+
 def test_names_and_numbers() -> None:
     assert entities("Obama met Lavrov in Sochi in 2015 for 3,000 hours.") == [
         "Obama",

@@ -272,6 +272,108 @@ def test_a_refusal_with_an_answering_sentence_shows_that_sentence_quoted(
         assert text == answer.answer
 
 
+def asked_to_copy(messages: Messages) -> bool:
+    """Whether a chat request is the second attempt's: "copy the sentence that answers" (prompts/extract.*)."""
+    from rag.prompts import load_prompt
+
+    return bool(messages) and messages[0].get("content") == load_prompt("extract").system.strip()
+
+
+def refusing_then_copying(copied: str) -> Callable[[Messages], str]:
+    """A model that says NOT FOUND to the answer prompt and ``copied`` when asked to copy the sentence."""
+
+    def reply_for(messages: Messages) -> str:
+        return copied if asked_to_copy(messages) else "NOT FOUND"
+
+    return reply_for
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "copied",
+    [
+        "[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said last week that Moscow has the right.",
+        "[1] Alexander Moiseyev",  # a fragment: the sentence it comes from is shown
+    ],
+)
+def test_a_refusal_is_asked_once_more_to_copy_the_sentence_that_answers(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], stream: bool, copied: str
+) -> None:
+    fake.reply_for = refusing_then_copying(copied)
+    fake.judge_score = 0.95
+    assistant = make_assistant()
+
+    text, answer = streamed(assistant, QUESTION) if stream else ("", assistant.ask(QUESTION))
+
+    assert not answer.abstained and "Moiseyev" in answer.answer and "Northern Fleet" in answer.answer
+    assert_citations_are_exact(assistant, answer)
+    assert len([r for r in fake.chat_requests if asked_to_copy(r.messages)]) == 1
+    assert answer.timings_ms.get("retried") == 1 and "retry" in answer.timings_ms
+    if stream:
+        assert text == answer.answer
+
+
+def test_a_copied_sentence_is_verified_like_any_answer(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """What the second attempt copies goes through the same checks: a low judge score, or a name the quote lacks,
+    leaves the question refused."""
+    fake.reply_for = refusing_then_copying("[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet.")
+    fake.judge_score = 0.2
+    assert make_assistant().ask(QUESTION).abstained
+    fake.judge_score = 0.95
+    fake.reply_for = refusing_then_copying("[1] Adm. Ivan Petrov is chief of Russia’s Northern Fleet.")
+    assert make_assistant().ask(QUESTION).abstained
+
+
+def test_the_second_attempt_runs_only_when_nothing_was_verified(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.judge_score = 0.95  # the first answer (TRUE_SENTENCE) is verified: no second call
+    assert not make_assistant().ask(QUESTION).abstained
+    fake.reply_for = refusing_then_copying("[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet.")
+    assert make_assistant(answer__extract_retry=False).ask(QUESTION).abstained  # the setting turns it off
+    assert not [r for r in fake.chat_requests if asked_to_copy(r.messages)]
+
+
+def test_a_yes_opening_an_answer_to_a_wh_question_is_dropped(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.reply_for = answering("Yes, " + TRUE_SENTENCE)
+    fake.judge_score = 0.95
+    answer = make_assistant().ask(QUESTION)
+    assert "Adm. Alexander Moiseyev is chief" in answer.answer and "Yes" not in answer.answer
+
+
+def test_a_two_part_question_is_answered_part_by_part(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """Each part gets its own search, evidence and model call; the answer cites each part's document."""
+    plane = "The United States let Moscow send an airplane to Washington to pick up diplomats [1]."
+
+    def reply_for(messages: Messages) -> str:
+        asked = messages[-1]["content"].rsplit("Question:", 1)[-1]
+        return TRUE_SENTENCE if "Northern Fleet" in asked and "airplane" not in asked else plane
+
+    fake.reply_for = reply_for
+    fake.judge_score = 0.95
+    question = "Who is the chief of Russia's Northern Fleet, and what did the US let Moscow send to Washington?"
+    assistant = make_assistant()
+
+    answer = assistant.ask(question)
+
+    asked = [r for r in fake.chat_requests if not is_judge_request(r.messages) and not asked_to_copy(r.messages)]
+    assert len(asked) == 2  # one model call per part
+    assert "Moiseyev" in answer.answer and "airplane" in answer.answer
+    assert_citations_are_exact(assistant, answer)
+    assert len({c.doc_id for c in answer.citations}) == 2
+    assert [p.n for p in answer.passages] == list(range(1, len(answer.passages) + 1))
+    seen = len(fake.chat_requests)
+    make_assistant(answer__decompose=False).ask(question)
+    merged = [r for r in fake.chat_requests[seen:] if not is_judge_request(r.messages)]
+    assert len(merged) == 1  # one call over the merged evidence
+
+
 def test_an_endpoint_without_logprobs_is_judged_by_its_words(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
@@ -408,7 +510,8 @@ def test_cli_chat_rewrites_a_follow_up(
 def test_by_default_a_refusal_abstains_without_trying_retrieved_sentences(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
-    """The extractive fallback is off by default (answer.fallback_sentences = 0): a refusal is an abstention."""
+    """The extractive fallback is off by default (answer.fallback_sentences = 0): a refusal (the second attempt
+    refused too) is an abstention."""
     fake.reply_for = answering("NOT FOUND")
     fake.judge_score = 0.95  # a judge that would accept any sentence: it must not be asked
     assistant = make_assistant()

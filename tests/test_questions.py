@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.questions import asked_kind, split_clauses, sub_questions, without_attribution
+from rag.questions import asked_kind, is_yes_no, split_clauses, sub_questions, without_attribution
 
 
 @pytest.mark.parametrize(
@@ -52,6 +52,11 @@ def test_two_part_questions_are_split(question: str, parts: list[str]) -> None:
         "Whom did Darchiyev succeed as ambassador?",
         "How much can Orbi carry, including the rider?",
         "Did Kerry and Lavrov meet in Sochi?",
+        # SQuAD questions whose "and"/"but" continues the first question: a predicate or a relative clause.
+        "What two resources are uncommonly consumed by alternate models and are typically known to vary?",
+        "What are problems that cannot be solved in theory, but which in practice take too long to be useful?",
+        "Who agreed to sign the Social Charter and was exempt from the legislation covering Social Charter issues?",
+        "Which problem consists of both  inflationary and deflationary impacts?",
     ],
 )
 def test_one_part_questions_are_not_split(question: str) -> None:
@@ -100,3 +105,18 @@ def test_the_attribution_clause_is_not_what_is_asked(question: str, without: str
 )
 def test_the_kind_of_thing_a_question_asks_for(question: str, kind: str | None) -> None:
     assert asked_kind(question) == kind
+
+
+@pytest.mark.parametrize(
+    ("question", "polar"),
+    [
+        ("Did Kerry meet Putin in Sochi?", True),
+        ("According to The Moscow Times, do American airlines fly over Russia?", True),
+        ("Wasn't the Ohio case the first?", True),
+        ("What prominent South African family had a vineyard in France?", False),
+        ("Who's major ports were controlled by the English?", False),
+        ("Isolated from the rest, which city grew?", False),  # "Is" must be a word of its own
+    ],
+)
+def test_yes_no_questions_are_told_apart(question: str, polar: bool) -> None:
+    assert is_yes_no(question) is polar

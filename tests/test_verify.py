@@ -66,6 +66,20 @@ def test_hard_checks_pass_what_the_quote_states(claim: str) -> None:
     assert hard_check(claim, QUOTE) is None
 
 
+@pytest.mark.parametrize(
+    ("claim", "quote", "passes"),
+    [
+        ("Russia proposed direct air links with the United States.", "Russia offers direct air links with U.S.", True),
+        ("Britain and America signed it.", "The UK and the USA signed it.", True),
+        ("The United Nations voted.", "The U.N. voted.", True),
+        ("Russia proposed air links with the United States.", "Russia offers air links to us.", False),  # not U.S.
+        ("Russia proposed air links with the United Kingdom.", "Russia offers air links with U.S.", False),
+    ],
+)
+def test_a_well_known_name_matches_its_abbreviation(claim: str, quote: str, passes: bool) -> None:
+    assert (hard_check(claim, quote) is None) is passes
+
+
 def test_role_swaps_between_people_pass_the_hard_checks_so_the_judge_must_see_them() -> None:
     """Every name is in the quote: only meaning can tell that Darchiyev did not lead the U.S. side."""
     both = "Coulter, who led the U.S. delegation, and Darchiyev, who led the Russian one, met in Istanbul."
@@ -116,6 +130,7 @@ def test_a_role_given_to_another_owner_is_caught(claim: str, quote: str, swapped
         ("In the February AP report, who led the Russian side?", []),
         ("Who is the chief of the Pacific Fleet?", ["Pacific"]),  # a premise, not a source
         ("What did the AP report say about Obama?", ["Obama"]),
+        ("How does the later ZeroHedge report describe him?", []),  # a title before "report", no preposition
     ],
 )
 def test_the_publication_a_question_cites_is_not_a_premise(question: str, unmatched: list[str]) -> None:
