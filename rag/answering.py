@@ -31,7 +31,7 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.questions import is_yes_no, split_clauses, sub_questions
+from rag.questions import compared, is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
 from rag.verify import Judge, hard_check, is_verbatim, judged_score, lacks_asked_kind, support_score
@@ -39,6 +39,10 @@ from rag.verify import Judge, hard_check, is_verbatim, judged_score, lacks_asked
 ABSTAIN_TEXT = "The documents do not answer this question."
 _YES = re.compile(r"^yes\s*(?:—|,)\s*", re.IGNORECASE)  # a "Yes, ..." opening, as split_claims leaves it
 _MIN_CLAIM_WORDS = 4  # a shorter reply to "copy the sentence" is a fragment of it ("48"): the sentence is shown
+# A copied passage label, "[3] (US, Russia vow to boost cooperation; article) Kerry visited Sochi ...", and the
+# angle brackets of the prompt's "[2] <the sentence>" pattern.
+_LABEL = re.compile(r"(?<=\])\s*[(<][^()<>]*;\s*(?:article|reader comment)[)>]")
+_ANGLED = re.compile(r"(?<=\])(\s*)<([^<>]*)>")
 
 
 @dataclass(frozen=True)
@@ -313,6 +317,8 @@ def answer_events(
             part_hits = retriever.search(part, k=settings.answer.k)
             jobs.append((part, _evidence(settings, retriever, part, part_hits, [])))
     else:
+        # A comparison ("Which was started first, A or B?") is answered in one call, each side searched for.
+        parts = parts or compared(standalone)
         hits = retriever.search(standalone, k=settings.answer.k)
         if parts:  # each part is looked up too, and the evidence keeps the best for each
             hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
@@ -389,18 +395,24 @@ def answer_events(
 
         def second_attempt() -> Iterator[str]:
             """The model refused, or nothing it wrote was verified: asked once more, to copy the sentence that
-            answers. The small model often says NOT FOUND with the answer in front of it, yet finds the sentence
-            when asked for it; what it copies is verified like any answer."""
+            answers (prompts/extract.user.txt, after the first request; no system prompt of its own). The small
+            model often says NOT FOUND with the answer in front of it, yet finds the sentence when asked for it;
+            what it copies is verified like any answer."""
             t_retry = time.perf_counter()
             call: dict[str, int] = {}
-            messages = load_prompt("extract").render(passages="\n".join(p.label() for p in passages), question=asked)
-            reply = model.complete(messages, settings.answer.max_tokens, call)
+            # The same system prompt and request, with the instruction after them: the server's prompt cache
+            # reuses the whole first call, so only the instruction is read again (about 1-3 s, not 4-6).
+            request = load_prompt("extract").render(request=messages[-1]["content"])
+            reply = model.complete([*messages[:-1], *request], settings.answer.max_tokens, call)
             for name, count in call.items():
                 usage[name] = usage.get(name, 0) + count
             timings["retry"] = _ms(t_retry)
             if is_refusal(reply):
                 return
-            for text, markers in split_claims(reply):
+            named = [int(n) for n in re.findall(r"\[(\d+)\]", reply)]
+            if not split_claims(reply) and named and (only := aligner.best_of_passage(named[0])) is not None:
+                reply = f"{only.text} [{named[0]}]"  # "[4]" alone: the passage's sentence closest to the question
+            for text, markers in split_claims(_ANGLED.sub(r"\1\2", _LABEL.sub("", reply))):
                 claim = aligner.claim(text, markers)
                 if len(text.split()) < _MIN_CLAIM_WORDS and claim.evidence:
                     claim = aligner.quoted(claim.evidence[0])  # "[1] 48": the sentence it was copied from

@@ -42,7 +42,8 @@ _SENTENCE_STARTERS = frozenset(
     "the a an this that these those it its he she his her they their we i you in on at according however yes "
     "no there after before during while when both also as but and so for to of by with from what who which "
     "where why how if then one some all is are was were has have had do does did can could will would should "
-    "may might must whom whose whatever whichever whoever whenever wherever name list describe explain".split()
+    "may might must whom whose whatever whichever whoever whenever wherever name list describe explain give tell "
+    "compare state show please".split()
 )
 # Talk about the prompt itself ("according to passage [2]") is not part of the answer.
 _PASSAGE_TALK = re.compile(
@@ -191,7 +192,7 @@ _SOURCE_NAMED = re.compile(
     rf"\b(?i:according\s+to|in|from)\s+(?:(?i:the|an?)\s+)?(?:(?:[\w'’.-]+\s+){{0,4}}{_PUBLICATION}"
     r"|The\s+[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3})\b"
     # "how does the later ZeroHedge report describe him?": a name before a publication noun is its title.
-    rf"|\b(?i:the|this|that)\s+(?:[\w'’.-]+\s+){{0,3}}{_PUBLICATION}\b",
+    rf"|\b(?i:the|this|that)\s+(?:[\w'’./-]+\s+){{0,3}}{_PUBLICATION}\b",
 )
 
 
@@ -303,6 +304,11 @@ class Aligner:
         """The ``n`` evidence sentences that best match the question (candidates for an extractive answer)."""
         statements = [s for s in self.sentences if not s.text.rstrip().endswith("?")]
         return sorted(statements, key=lambda s: -s.score)[:n]
+
+    def best_of_passage(self, n: int) -> Sentence | None:
+        """The sentence of passage ``n`` that best matches the question (a reply that only names a passage)."""
+        statements = [s for s in self.sentences if self.passage_of[id(s)] == n and not s.text.rstrip().endswith("?")]
+        return max(statements, key=lambda s: s.score, default=None)
 
     def quoted(self, sentence: Sentence) -> Claim:
         """An evidence sentence as an answer sentence of its own, quoting itself."""

@@ -31,6 +31,10 @@ _BOTH = re.compile(r"\bboth\s+(?P<a>\S+\s+.+?)\s+and\s+(?P<b>.+?)(?P<rest>[?.!]*
 _ACCORDING = re.compile(
     r"(?P<head>.*?),?\s+according\s+to\s+(?P<a>.+?)\s+and\s+(?:to\s+)?(?P<b>.+?)(?P<rest>[?.!]*)$", re.IGNORECASE
 )
+# "According to the AP report and to Lavrov's statement, what had been hampering ...?"
+_ACCORDING_FIRST = re.compile(
+    r"^according\s+to\s+(?P<a>[^,]+?)\s+and\s+(?:to\s+)?(?P<b>[^,]+?),\s*(?P<rest>.+)$", re.IGNORECASE
+)
 _MIN_WORDS = 3
 # A later part that points back ("in which city is that team?", "how does the report describe him?").
 _POINTING = re.compile(r"\b(?:that|this|these|those|he|him|his|she|her|it|its|they|them|their|there)\b", re.I)
@@ -48,6 +52,9 @@ def sub_questions(question: str) -> list[str]:
         rest = [_as_question(p) for p in parts[1:]]
         # What a later part points back to is named in the first: searched for with it.
         return [first, *(f"{p} ({named})" if named and _POINTING.search(p) else p for p in rest)]
+    if match := _ACCORDING_FIRST.match(text):
+        asked = match.group("rest")
+        return [f"According to {match.group(x)}, {asked}" for x in ("a", "b")]
     if match := _ACCORDING.match(text):
         head = match.group("head")
         return [f"{head}, according to {match.group(x)}?" for x in ("a", "b")]
@@ -55,6 +62,36 @@ def sub_questions(question: str) -> list[str]:
         head = text[: match.start()].rstrip()
         return [f"{head} {match.group(x)}?" for x in ("a", "b")]
     return []
+
+
+# "Which magazine was started first, Arthur's Magazine or First for Women?"  "Which lasted longer: A, or B?"
+_EITHER = re.compile(r"^(?P<head>[^,:?]{8,}?)[,:]\s+(?P<a>[^,?]+?),?\s+or\s+(?P<b>[^,?]+?)\s*\?")
+# "Were Scott Derrickson and Ed Wood of the same nationality?"  "Did A and B both ...?"
+_ALIKE = re.compile(
+    rf"^{_AUXILIARY}\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?P<rest>(?:both|(?:of|from|in|at|on)?\s*the\s+same)\b[^?]*)\?",
+    re.IGNORECASE,
+)
+
+
+def compared(question: str) -> list[str]:
+    """What a comparison looks up, one search each: ["A <what is compared>", "B <...>"], or [] for another question.
+
+    A comparison is answered in one go (the answer weighs both facts), but one search for the whole question
+    tends to find only the better-known side.
+    """
+    text = " ".join(question.split())
+    if match := _EITHER.match(text):
+        head = match.group("head")
+        if len(match.group("a").split()) <= 12 and len(match.group("b").split()) <= 12:
+            return [f"{head}: {match.group(x)}?" for x in ("a", "b")]
+    if (match := _ALIKE.match(text)) and all(_is_name(match.group(x)) for x in ("a", "b")):
+        return [f"{match.group(x)} {match.group('rest')}?" for x in ("a", "b")]
+    return []
+
+
+def _is_name(phrase: str) -> bool:
+    """A short phrase that starts with a capital: "Scott Derrickson", "The Moscow Times" (not a clause)."""
+    return phrase[:1].isupper() and len(phrase.split()) <= 4
 
 
 def _as_question(part: str) -> str:
@@ -78,7 +115,7 @@ def split_clauses(sentence: str) -> list[str]:
 # "In what year ...", "When did ..."), or a person ("Who ...", "Whose ...", "By whom ..."). A clause that starts
 # with "when" ("When extensive time is required, ...") is not a date question: only "When" + an auxiliary is.
 _ASKS_NUMBER = re.compile(
-    r"\b(?:how\s+(?:many|much|long|old|far)|(?:in\s+)?(?:what|which)\s+year)\b"
+    r"\b(?:how\s+(?:many|much|long|old|far)|(?:in\s+|on\s+)?(?:what|which)\s+(?:year|date|day|month))\b"
     r"|^when\s+(?:did|does|do|is|was|were|will|had|has|can|could|would)\b",
     re.IGNORECASE,
 )
@@ -99,6 +136,8 @@ def asked_kind(question: str) -> str | None:
     text = " ".join(question.split())
     if sub_questions(text):
         return None  # a two-part question asks for two things; each part is checked on its own
+    if compared(text):
+        return None  # "Who is older, A or B?": the answer is one of the names the question gives
     if _ASKS_NUMBER.search(text):
         return "number"
     if _ASKS_NAME.search(text):

@@ -276,7 +276,8 @@ def asked_to_copy(messages: Messages) -> bool:
     """Whether a chat request is the second attempt's: "copy the sentence that answers" (prompts/extract.*)."""
     from rag.prompts import load_prompt
 
-    return bool(messages) and messages[0].get("content") == load_prompt("extract").system.strip()
+    instruction = load_prompt("extract").user.split("}}", 1)[1].strip()
+    return bool(messages) and messages[-1].get("content", "").endswith(instruction)
 
 
 def refusing_then_copying(copied: str) -> Callable[[Messages], str]:
@@ -294,6 +295,9 @@ def refusing_then_copying(copied: str) -> Callable[[Messages], str]:
     [
         "[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said last week that Moscow has the right.",
         "[1] Alexander Moiseyev",  # a fragment: the sentence it comes from is shown
+        "[1]",  # only a passage: its sentence closest to the question
+        "[1] (Title; article) Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said so.",  # the label too
+        "[1] <Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said so.>",  # the prompt's <...> pattern
     ],
 )
 def test_a_refusal_is_asked_once_more_to_copy_the_sentence_that_answers(
@@ -307,7 +311,12 @@ def test_a_refusal_is_asked_once_more_to_copy_the_sentence_that_answers(
 
     assert not answer.abstained and "Moiseyev" in answer.answer and "Northern Fleet" in answer.answer
     assert_citations_are_exact(assistant, answer)
-    assert len([r for r in fake.chat_requests if asked_to_copy(r.messages)]) == 1
+    copies = [r for r in fake.chat_requests if asked_to_copy(r.messages)]
+    assert len(copies) == 1
+    first = next(r for r in fake.chat_requests if not is_judge_request(r.messages) and not asked_to_copy(r.messages))
+    # The first request is a prefix of the second, so the server's prompt cache reuses it.
+    assert copies[0].messages[:-1] == first.messages[:-1]
+    assert copies[0].messages[-1]["content"].startswith(first.messages[-1]["content"])
     assert answer.timings_ms.get("retried") == 1 and "retry" in answer.timings_ms
     if stream:
         assert text == answer.answer

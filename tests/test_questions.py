@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.questions import asked_kind, is_yes_no, split_clauses, sub_questions, without_attribution
+from rag.questions import asked_kind, compared, is_yes_no, split_clauses, sub_questions, without_attribution
 
 
 @pytest.mark.parametrize(
@@ -36,6 +36,13 @@ from rag.questions import asked_kind, is_yes_no, split_clauses, sub_questions, w
             [
                 "Had Washington answered Russia's proposal, according to the February AP report?",
                 "Had Washington answered Russia's proposal, according to Ryabkov's September briefing?",
+            ],
+        ),
+        (
+            "According to the AP report and to Lavrov's statement, what had been hampering the missions?",
+            [
+                "According to the AP report, what had been hampering the missions?",
+                "According to Lavrov's statement, what had been hampering the missions?",
             ],
         ),
     ],
@@ -95,12 +102,14 @@ def test_the_attribution_clause_is_not_what_is_asked(question: str, without: str
     [
         ("How many hours did the talks last?", "number"),
         ("In what year did Savery patent his pump?", "number"),
+        ("On what date are direct flights between Moscow and the United States scheduled to resume?", "number"),
         ("When did Russia send troops into Ukraine?", "number"),
         ("When extensive time is required, what case is it?", None),
         ("Who led the U.S. delegation?", "name"),
         ("By whom was the report written?", "name"),
         ("What did Russia propose?", None),
         ("Who heads People Operations, and in which city is that team?", None),  # two parts: checked each
+        ("Who is older, Jane Doe or John Smith?", None),  # the answer is a name the question gives
     ],
 )
 def test_the_kind_of_thing_a_question_asks_for(question: str, kind: str | None) -> None:
@@ -120,3 +129,34 @@ def test_the_kind_of_thing_a_question_asks_for(question: str, kind: str | None) 
 )
 def test_yes_no_questions_are_told_apart(question: str, polar: bool) -> None:
     assert is_yes_no(question) is polar
+
+
+@pytest.mark.parametrize(
+    ("question", "searches"),
+    [
+        (
+            "Which magazine was started first, Arthur's Magazine or First for Women?",
+            [
+                "Which magazine was started first: Arthur's Magazine?",
+                "Which magazine was started first: First for Women?",
+            ],
+        ),
+        (
+            "Which lasted longer: Kerry's meeting with Lavrov in Sochi, or the first round of the consultations?",
+            [
+                "Which lasted longer: Kerry's meeting with Lavrov in Sochi?",
+                "Which lasted longer: the first round of the consultations?",
+            ],
+        ),
+        (
+            "Were Scott Derrickson and Ed Wood of the same nationality?",
+            ["Scott Derrickson of the same nationality?", "Ed Wood of the same nationality?"],
+        ),
+        # Not comparisons: a clause after "and", a question without two sides.
+        ("Did Davies and Baran collaborate at any point after they both developed this concept?", []),
+        ("Who is the chief of Russia's Northern Fleet?", []),
+        ("What did the US say, or did it say nothing?", []),
+    ],
+)
+def test_each_side_of_a_comparison_is_searched_for(question: str, searches: list[str]) -> None:
+    assert compared(question) == searches

@@ -131,6 +131,8 @@ def test_a_role_given_to_another_owner_is_caught(claim: str, quote: str, swapped
         ("Who is the chief of the Pacific Fleet?", ["Pacific"]),  # a premise, not a source
         ("What did the AP report say about Obama?", ["Obama"]),
         ("How does the later ZeroHedge report describe him?", []),  # a title before "report", no preposition
+        ("What title does the dailyblitz/ZeroHedge article give her?", []),
+        ("Which lasted longer, A or B? Give both durations.", []),  # an imperative is not a name
     ],
 )
 def test_the_publication_a_question_cites_is_not_a_premise(question: str, unmatched: list[str]) -> None:
