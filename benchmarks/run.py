@@ -221,8 +221,11 @@ def suite_ask(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             first_token.append(t["first_token"])
             first_output.append(t["first_output"])
             total.append(t["total"])
-            # Outside the model: retrieval, evidence, alignment; not generation, the rewrite or the judge's calls.
-            outside.append(t["total"] - t.get("generate", 0) - t.get("rewrite", 0) - t.get("judge", 0))
+            # Outside the model: retrieval, evidence, alignment; not generation, the second attempt, the rewrite
+            # or the judge's calls.
+            outside.append(
+                t["total"] - t.get("generate", 0) - t.get("retry", 0) - t.get("rewrite", 0) - t.get("judge", 0)
+            )
             judge_ms.append(t.get("judge", 0))
         prompt_tokens.append(answer.usage.get("prompt_tokens", 0))
         items.append({"question": row["question"], "answer": answer.answer, "abstained": answer.abstained, **t})

@@ -34,7 +34,15 @@ from rag.prompts import Prompt, load_prompt
 from rag.questions import compared, is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
-from rag.verify import Judge, hard_check, is_verbatim, judged_score, lacks_asked_kind, support_score
+from rag.verify import (
+    Judge,
+    hard_check,
+    is_verbatim,
+    judged_score,
+    lacks_asked_kind,
+    negation_unanswered,
+    support_score,
+)
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 _YES = re.compile(r"^yes\s*(?:—|,)\s*", re.IGNORECASE)  # a "Yes, ..." opening, as split_claims leaves it
@@ -364,6 +372,8 @@ def answer_events(
                 return False
             quote = " ".join(s.text for s in claim.evidence)
             if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
+                return False
+            if negation_unanswered(question, quote) is not None:
                 return False
             if len(emitted) == before and lacks_asked_kind(question, claim.text) is not None:
                 return False  # the first sentence shown must give what was asked: a number, a name

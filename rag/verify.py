@@ -120,6 +120,18 @@ def modifier_swapped(claim: str, quote: str) -> str | None:
     return None
 
 
+def negation_unanswered(question: str, quote: str) -> str | None:
+    """Why ``quote`` cannot answer a question that asks about a negation ("What are the measures *not* used in
+    complexity theory?") when the quote has none ("Other measures used in complexity theory include ..."), or
+    None. SQuAD 2.0 makes unanswerable questions this way. A yes/no question is left to the judge: "No, ..."
+    answers "Did ...?" without the question having a negation."""
+    from rag.questions import is_yes_no
+
+    if question and not is_yes_no(question) and negations(question) > negations(quote):
+        return "the question asks about a negation the quote does not have"
+    return None
+
+
 def lacks_asked_kind(question: str, claim: str) -> str | None:
     """Why ``claim`` cannot answer ``question``: it gives no number where one is asked ("How many ...",
     "When did ..."), or names no one the question does not already name ("Who led ...?"), else None.

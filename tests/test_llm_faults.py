@@ -305,7 +305,7 @@ def test_a_refusal_is_asked_once_more_to_copy_the_sentence_that_answers(
 ) -> None:
     fake.reply_for = refusing_then_copying(copied)
     fake.judge_score = 0.95
-    assistant = make_assistant()
+    assistant = make_assistant(answer__extract_retry=True)
 
     text, answer = streamed(assistant, QUESTION) if stream else ("", assistant.ask(QUESTION))
 
@@ -329,19 +329,19 @@ def test_a_copied_sentence_is_verified_like_any_answer(
     leaves the question refused."""
     fake.reply_for = refusing_then_copying("[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet.")
     fake.judge_score = 0.2
-    assert make_assistant().ask(QUESTION).abstained
+    assert make_assistant(answer__extract_retry=True).ask(QUESTION).abstained
     fake.judge_score = 0.95
     fake.reply_for = refusing_then_copying("[1] Adm. Ivan Petrov is chief of Russia’s Northern Fleet.")
-    assert make_assistant().ask(QUESTION).abstained
+    assert make_assistant(answer__extract_retry=True).ask(QUESTION).abstained
 
 
 def test_the_second_attempt_runs_only_when_nothing_was_verified(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
     fake.judge_score = 0.95  # the first answer (TRUE_SENTENCE) is verified: no second call
-    assert not make_assistant().ask(QUESTION).abstained
+    assert not make_assistant(answer__extract_retry=True).ask(QUESTION).abstained
     fake.reply_for = refusing_then_copying("[1] Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet.")
-    assert make_assistant(answer__extract_retry=False).ask(QUESTION).abstained  # the setting turns it off
+    assert make_assistant().ask(QUESTION).abstained  # off by default (answer.extract_retry = false)
     assert not [r for r in fake.chat_requests if asked_to_copy(r.messages)]
 
 

@@ -32,6 +32,7 @@ from rag.verify import (
     lacks_asked_kind,
     modifier_swapped,
     names_reordered,
+    negation_unanswered,
     negations,
     question_coverage,
 )
@@ -94,6 +95,27 @@ def test_verbatim_and_negation_helpers() -> None:
     assert not is_verbatim("constructive", QUOTE)  # too short to stand for the quote
     assert negations("He did not go and won't.") == 2
     assert negations("Nothing was agreed") == 1 and negations("Notes were taken") == 0
+
+
+@pytest.mark.parametrize(
+    ("question", "quote", "unanswered"),
+    [
+        # SQuAD 2.0's negated questions: the quote states the positive.
+        (
+            "What are other complexity measures not used in complexity theory?",
+            "Other complexity measures used in complexity theory include communication complexity.",
+            True,
+        ),
+        ("What problems cannot be solved in theory?", "Problems that can be solved in theory take too long.", True),
+        ("What does the US not allow?", "The United States does not allow Russian aircraft in its airspace.", False),
+        ("Did Washington answer the proposal?", "There was no immediate comment from Washington.", False),  # yes/no
+        ("Who led the U.S. delegation?", "Coulter led the U.S. delegation.", False),
+    ],
+)
+def test_a_negated_question_is_not_answered_by_a_quote_without_the_negation(
+    question: str, quote: str, unanswered: bool
+) -> None:
+    assert (negation_unanswered(question, quote) is not None) is unanswered
 
 
 @pytest.mark.parametrize("word", ["Whom", "Whose", "Which", "Whoever"])
