@@ -74,10 +74,12 @@ class RetrieveSettings:
 @dataclass
 class AnswerSettings:
     k: int = 8  # passages retrieved for a question (6 -> 8 with neighbour_weight: see below)
-    # A two-part question ("..., and in which city is that team?") is answered part by part: a search, evidence
-    # and model call each (false: one call over merged evidence, each part searched with part_k passages).
-    decompose: bool = True
-    part_k: int = 3  # with decompose = false: passages retrieved for each part, besides the whole question's
+    # A two-part question ("..., and in which city is that team?") is searched for part by part and answered in
+    # one call over the merged evidence, each clause of the answer verified against its own part. With decompose
+    # it is answered part by part instead (a search, evidence and model call each): on the 15 multi_doc seeds
+    # questions as right (1) and as often wrong (2), 5 s slower (docs/evaluation.md), so off by default.
+    decompose: bool = False
+    part_k: int = 3  # passages retrieved for each part of a two-part question, besides the whole question's
     evidence_chars: int = 1200  # budget of evidence sentences in the prompt (about 300 tokens)
     # The share of a relevant sentence's score its neighbours inherit. Gold sentence in the evidence, k = 6 and
     # 0.0 -> k = 8 and 0.8: seeds 0.797 -> 0.848; SQuAD --sample 200 --seed 0 0.814 -> 0.872 (86 answerable);

@@ -367,7 +367,7 @@ def test_a_two_part_question_is_answered_part_by_part(
     fake.reply_for = reply_for
     fake.judge_score = 0.95
     question = "Who is the chief of Russia's Northern Fleet, and what did the US let Moscow send to Washington?"
-    assistant = make_assistant()
+    assistant = make_assistant(answer__decompose=True)
 
     answer = assistant.ask(question)
 
@@ -378,9 +378,9 @@ def test_a_two_part_question_is_answered_part_by_part(
     assert len({c.doc_id for c in answer.citations}) == 2
     assert [p.n for p in answer.passages] == list(range(1, len(answer.passages) + 1))
     seen = len(fake.chat_requests)
-    make_assistant(answer__decompose=False).ask(question)
+    make_assistant().ask(question)
     merged = [r for r in fake.chat_requests[seen:] if not is_judge_request(r.messages)]
-    assert len(merged) == 1  # one call over the merged evidence
+    assert len(merged) == 1  # by default, one call over the merged evidence
 
 
 def test_an_endpoint_without_logprobs_is_judged_by_its_words(
