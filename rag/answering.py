@@ -435,6 +435,7 @@ def answer_events(
         done = 0  # claims of ``raw`` already handled
         messages = prompt.render(passages="\n".join(p.label() for p in passages), question=asked)
         t_llm = time.perf_counter()
+        judged_before = judge.seconds if judge is not None else 0.0  # the judge runs between the stream's tokens
         call: dict[str, int] = {}  # this call's token counts, added to the answer's
         deltas = (
             model.stream(messages, settings.answer.max_tokens, call)
@@ -455,7 +456,9 @@ def answer_events(
             for text, markers in claims[done : max(done, len(claims) - 1)]:  # the last may be unfinished
                 yield from verified(text, markers)
             done = max(done, len(claims) - 1)
-        timings["generate"] = timings.get("generate", 0) + _ms(t_llm)
+        # The model's time: the judge's calls made while the stream was open are counted under "judge" only.
+        judged = (judge.seconds - judged_before) if judge is not None else 0.0
+        timings["generate"] = timings.get("generate", 0) + max(0, _ms(t_llm) - round(judged * 1000))
         for name, count in call.items():
             usage[name] = usage.get(name, 0) + count
         if not raw.strip():
