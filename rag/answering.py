@@ -41,7 +41,6 @@ from rag.verify import (
     judged_score,
     lacks_asked_kind,
     negation_unanswered,
-    support_score,
 )
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -414,8 +413,7 @@ def answer_events(
             # reuses the whole first call, so only the instruction is read again (about 1-3 s, not 4-6).
             request = load_prompt("extract").render(request=messages[-1]["content"])
             reply = model.complete([*messages[:-1], *request], settings.answer.max_tokens, call)
-            for name, count in call.items():
-                usage[name] = usage.get(name, 0) + count
+            _add_usage(usage, call)
             timings["retry"] = _ms(t_retry)
             if is_refusal(reply):
                 return
@@ -459,8 +457,7 @@ def answer_events(
         # The model's time: the judge's calls made while the stream was open are counted under "judge" only.
         judged = (judge.seconds - judged_before) if judge is not None else 0.0
         timings["generate"] = timings.get("generate", 0) + max(0, _ms(t_llm) - round(judged * 1000))
-        for name, count in call.items():
-            usage[name] = usage.get(name, 0) + count
+        _add_usage(usage, call)
         if not raw.strip():
             raise LLMError(
                 f"the language model ({model.model or 'unknown'}) returned an empty answer; "
@@ -484,9 +481,7 @@ def answer_events(
                 if not all(mentions_loosely(context, term) for term in terms):
                     continue  # "The team works from the Lisbon office" does not answer "Why did Finance move?"
                 claim = aligner.quoted(sentence)
-                if lacks_asked_kind(asked, claim.text) is not None:
-                    continue
-                if support_score(judge, asked, claim.text, sentence.text) >= threshold:
+                if supported(claim):  # the same checks as the model's own sentences
                     if (piece := emit(claim, True)) is not None:
                         yield shown(piece)
                     timings["fallback"] = 1
@@ -543,6 +538,12 @@ def _numbered(passages: list[Passage]) -> list[Passage]:
             seen.add((passage.doc_id, passage.start, passage.end))
             kept.append(dataclasses.replace(passage, n=len(kept) + 1))
     return kept
+
+
+def _add_usage(usage: dict[str, int], call: dict[str, int]) -> None:
+    """One model call's token counts added to the answer's."""
+    for name, count in call.items():
+        usage[name] = usage.get(name, 0) + count
 
 
 def _ms(since: float) -> int:
