@@ -36,6 +36,7 @@ from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
 from rag.verify import (
     Judge,
+    contradiction,
     hard_check,
     is_verbatim,
     judged_score,
@@ -363,6 +364,7 @@ def answer_events(
             return
         aligner = Aligner(asked, passages, retriever.embedder, texts)
         polar = is_yes_no(asked)
+        tried: set[tuple[str, int]] = set()  # evidence sentences already judged in the model's place
         before = len(emitted)  # the first sentence shown for this question must answer what it asks
 
         def supported(claim: Claim, question: str = asked) -> bool:
@@ -382,6 +384,25 @@ def answer_events(
                 return True  # the quote's own words, after a first sentence the judge found to answer the question
             return judged_score(judge, question, claim.text, quote) >= threshold  # hard checks passed above
 
+        def in_source_words(claim: Claim, question: str = asked) -> str | None:
+            """The model's answer as its source words: when its own sentence is not verified, the evidence sentence
+            that holds what it adds to the question is judged in its place (the first shown sentence only, and
+            each sentence once). The small model's wording is what the judge most often rejects ("... was $2
+            million worth", "Flighttime Enterprises", "Two"), not its choice of the answer."""
+            if not settings.answer.source_words or len(emitted) > before:
+                return None
+            if claim.evidence and contradiction(claim.text, " ".join(s.text for s in claim.evidence)) is not None:
+                return None  # "Article 107 does not lay down ...": another answer than its source's, not other words
+            sentence = aligner.source_sentence(claim)
+            if sentence is None or (sentence.doc_id, sentence.start) in tried:
+                return None
+            tried.add((sentence.doc_id, sentence.start))
+            quoted = aligner.quoted(sentence)
+            if not supported(quoted, question):
+                return None
+            timings["source_words"] = 1
+            return emit(quoted, True)
+
         def verified(text: str, markers: tuple[int, ...]) -> Iterator[str]:
             """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
             if not polar:  # "Yes, the Blignaut family had a vineyard": the small model's habit, not an answer
@@ -393,14 +414,19 @@ def answer_events(
             if not clauses:
                 if (piece := emit(claim, whole)) is not None:
                     yield shown(piece)
+                elif not whole and (source := in_source_words(claim)) is not None:
+                    yield shown(source)
                 return
             # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot
             # hold both halves of an answer drawn from two documents; each clause is checked against its own
             # quote, as an answer to its own part of the question.
             for clause, part in zip(clauses, [*clause_parts, *[asked] * len(clauses)], strict=False):
                 sub = aligner.claim(clause, markers)
-                if (piece := emit(sub, supported(sub, part))) is not None:
+                sub_supported = supported(sub, part)
+                if (piece := emit(sub, sub_supported)) is not None:
                     yield shown(piece)
+                elif not sub_supported and (source := in_source_words(sub, part)) is not None:
+                    yield shown(source)
 
         def second_attempt() -> Iterator[str]:
             """The model refused, or nothing it wrote was verified: asked once more, to copy the sentence that

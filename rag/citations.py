@@ -67,6 +67,12 @@ _SOURCE_REMARK = re.compile(
     r"documents?|sources?|and))*[.!]?",
     re.IGNORECASE,
 )
+# Numbers as written ("2", "24", "2,000"): the stemmer drops them, an answer's number must still be found.
+_DIGITS = re.compile(r"\d(?:[\d,.]*\d)?")
+# The share of a claim's own answer words a sentence must hold to be shown in its place (Aligner.source_sentence).
+_SOURCE_SHARE = 0.75
+# Words that attribute rather than answer ("A reader commented that ..."): the source sentence need not hold them.
+_SAYING = "reader readers comment comments commented commenter said says stated wrote"
 _BARE_VERDICT = re.compile(r"(?:yes|no)[.!,;:]?", re.IGNORECASE)
 _ATTRIBUTION = re.compile(r"\b(?:reader|readers|comment|commenter|commented|commenters)\b", re.IGNORECASE)
 
@@ -309,6 +315,32 @@ class Aligner:
         """The sentence of passage ``n`` that best matches the question (a reply that only names a passage)."""
         statements = [s for s in self.sentences if self.passage_of[id(s)] == n and not s.text.rstrip().endswith("?")]
         return max(statements, key=lambda s: s.score, default=None)
+
+    def source_sentence(self, claim: Claim, share: float = _SOURCE_SHARE) -> Sentence | None:
+        """The one evidence sentence that holds what ``claim`` adds to the question, or None.
+
+        What a claim adds is its answer: its stemmed words and numbers that the question lacks ("$2 million
+        worth", "Flighttime Enterprises", "two"). When the model's own wording is not verified, the sentence
+        holding at least ``share`` of them is the source's wording of the same answer, and is judged instead
+        ("The value ... was $2 million worth" -> "... on charges of exporting $2 million worth of ... parts").
+        """
+        asked = set(tokenize([self.question])[0])
+        words = set(tokenize([claim.text])[0]) - asked - set(tokenize([_SAYING])[0])
+        numbers = set(_DIGITS.findall(claim.text)) - set(_DIGITS.findall(self.question))
+        if not words and not numbers:
+            return None
+        total = len(words) + len(numbers)
+        marked = set(claim.markers)
+        best: tuple[float, bool, float] | None = None
+        chosen: Sentence | None = None
+        for sentence in (*claim.evidence, *self.sentences):
+            if sentence.text.rstrip().endswith("?"):
+                continue
+            held = len(words & set(tokenize([sentence.text])[0])) + len(numbers & set(_DIGITS.findall(sentence.text)))
+            key = (held / total, self.passage_of.get(id(sentence)) in marked, sentence.score)
+            if best is None or key > best:
+                best, chosen = key, sentence
+        return chosen if best is not None and best[0] >= share else None
 
     def quoted(self, sentence: Sentence) -> Claim:
         """An evidence sentence as an answer sentence of its own, quoting itself."""

@@ -101,6 +101,9 @@ class AnswerSettings:
     # Off by default: with the bundled judge it answered 4 more seeds questions rightly and 1 wrongly, but on
     # SQuAD 2.0 (--sample 200 --seed 0) 5 rightly and 22 wrongly, mostly unanswerable ones (docs/evaluation.md).
     extract_retry: bool = False
+    # When the model's first sentence is not verified, the evidence sentence holding what it adds to the question
+    # (its answer words and numbers) is judged and shown in its place, in the source's own words.
+    source_words: bool = True
     max_question_chars: int = 1000
     history_turns: int = 3  # turns of a chat used to rewrite a follow-up question
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -10,7 +11,21 @@ from pathlib import Path
 
 from rag.errors import RagError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+def _prompts_dir() -> Path:
+    """The repository's ``prompts/`` folder: package data of an installed wheel, or beside the package in a checkout.
+
+    pyproject.toml maps ``prompts/`` to the package ``rag._prompts``, so a wheel carries the same files (one
+    source, no copy to drift); in a source checkout that package may not be importable and the folder is read
+    where it is.
+    """
+    spec = importlib.util.find_spec("rag._prompts")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "prompts"
+
+
+PROMPTS_DIR = _prompts_dir()
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 

@@ -64,6 +64,12 @@ def hard_check(claim: str, quote: str, question: str = "") -> str | None:
             missing.append(term)
     if missing:
         return f"the quote does not mention {', '.join(missing)}"
+    return contradiction(claim, quote)
+
+
+def contradiction(claim: str, quote: str) -> str | None:
+    """Why ``claim`` says something other than ``quote`` rather than the same in other words (a negation the quote
+    lacks, a role given to another owner), or None."""
     if negations(claim) > negations(quote):
         return "the claim negates what the quote states"
     return modifier_swapped(claim, quote)

@@ -57,7 +57,8 @@ class FakeOpenAI:
     (by default not JSON; sent as one SSE event when streaming); ``empty``: the content is "";
     ``delay``: seconds to wait before answering.
     ``judge_score``: the P(YES) the entailment judge's requests (recognised by the judge prompt's system
-    message) get, with YES/NO ``top_logprobs`` when asked; None answers them like any other request.
+    message) get, with YES/NO ``top_logprobs`` when asked: a number, or a function of the request's messages;
+    None answers them like any other request.
     ``logprobs_error``: requests that ask for logprobs get llama-cpp-python's HTTP 500 for a model loaded
     without logits_all, so the judge must fall back to reading the word.
     """
@@ -75,7 +76,7 @@ class FakeOpenAI:
         empty: bool = False,
         delay: float = 0.0,
         model: str = "fake",
-        judge_score: float | None = 0.9,
+        judge_score: float | Callable[[Messages], float] | None = 0.9,
         logprobs_error: bool = False,
     ) -> None:
         self.reply = reply
@@ -215,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         score = self.fake.judge_score
         if score is not None and is_judge_request(body["messages"]):
-            return _judge_completion(body, score)
+            return _judge_completion(body, score(body["messages"]) if callable(score) else score)
         text = self.fake._text_for(body["messages"])
         return {
             "id": "chatcmpl-fake",

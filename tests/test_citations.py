@@ -113,6 +113,55 @@ def test_a_quote_is_widened_to_the_sentence_that_names_the_place(seeds_assistant
     assert "eight hours" in quote and "Sochi" in quote and not claim.missing
 
 
+@pytest.mark.parametrize(
+    ("question", "reply", "markers", "held"),
+    [
+        # The model's wording fails the judge; the sentence holding its answer words is shown instead.
+        (
+            "Which company employed the three people arrested in the Ohio aircraft-parts smuggling case?",
+            "Flighttime Enterprises",
+            (2,),
+            "employees of Flighttime Enterprises",
+        ),
+        (
+            "What was the value of the civilian aircraft parts that people linked to an Ohio company were charged "
+            "with exporting to Russia?",
+            "The value of the parts was $2 million worth.",
+            (1,),
+            "$2 million worth",
+        ),
+        # A number word the question lacks: "Two [3]" is found in the sentence that has it.
+        (
+            "How many telephone conversations had the Russian and US presidents had, according to Lavrov's statement?",
+            "Two",
+            (),
+            "two telephone conversations",
+        ),
+    ],
+)
+def test_the_source_sentence_holds_what_the_answer_adds(
+    seeds_assistant: Assistant, question: str, reply: str, markers: tuple[int, ...], held: str
+) -> None:
+    aligner, _ = aligner_for(seeds_assistant, question)
+    sentence = aligner.source_sentence(aligner.claim(reply, markers))
+    assert sentence is not None and held in sentence.text
+    quoted = aligner.quoted(sentence)
+    assert quoted.text == " ".join(sentence.text.split()) and quoted.evidence == (sentence,)
+
+
+def test_no_source_sentence_when_the_answer_is_nowhere_or_only_restates_the_question(
+    seeds_assistant: Assistant,
+) -> None:
+    question = "How many telephone conversations had the Russian and US presidents had?"
+    aligner, _ = aligner_for(seeds_assistant, question)
+    # An answer the evidence does not hold (a made-up number and name) has no source sentence.
+    assert aligner.source_sentence(aligner.claim("They had 17 calls arranged by Fernando Pessoa.", (1,))) is None
+    # A claim that only restates the question adds nothing to look for.
+    assert (
+        aligner.source_sentence(aligner.claim("The Russian and US presidents had telephone conversations.", ())) is None
+    )
+
+
 def test_a_sentence_without_a_full_stop_gets_one() -> None:
     claim = Claim("Yury Ushakov", (), (), 1.0, 1.0, True)
     from rag.citations import Citation

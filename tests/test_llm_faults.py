@@ -354,6 +354,56 @@ def test_a_yes_opening_an_answer_to_a_wh_question_is_dropped(
     assert "Adm. Alexander Moiseyev is chief" in answer.answer and "Yes" not in answer.answer
 
 
+def judged_answer(messages: Messages) -> str:
+    """The answer sentence a judge request asks about (prompts/judge.user.txt's "Answer:" line)."""
+    return re.search(r"^Answer: (.*)$", messages[-1]["content"], re.MULTILINE).group(1)  # type: ignore[union-attr]
+
+
+def test_an_answer_whose_wording_fails_is_shown_in_its_source_words(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """The model found the answer but wrote a fragment the judge rejects: the evidence sentence that holds it is
+    judged in its place and shown, quoted exactly."""
+    fake.reply_for = answering("Alexander Moiseyev [1]")
+    fake.judge_score = lambda messages: 0.2 if judged_answer(messages).startswith("Alexander Moiseyev") else 0.95
+    answer = make_assistant().ask(QUESTION)
+    assert not answer.abstained and answer.timings_ms.get("source_words") == 1
+    assert "Adm. Alexander Moiseyev" in answer.answer and "Northern Fleet" in answer.answer
+    assert answer.unsupported == ["Alexander Moiseyev"]
+    assert_citations_are_exact(make_assistant(), answer)
+    assert "Moiseyev" in answer.citations[0].quote
+
+
+def test_an_answer_that_contradicts_its_source_is_not_shown_in_the_source_words(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """A negation the quote lacks is another answer, not other wording: the quote is not shown in its place."""
+    fake.reply_for = answering("Adm. Alexander Moiseyev is not the chief of Russia’s Northern Fleet [1].")
+    fake.judge_score = 0.95
+    answer = make_assistant().ask(QUESTION)
+    assert answer.abstained and "source_words" not in answer.timings_ms
+    assert not [r for r in fake.chat_requests if is_judge_request(r.messages)]  # the hard check decided
+
+
+def test_the_source_words_are_judged_once_and_can_fail(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    fake.reply_for = answering("Alexander Moiseyev [1]. Alexander Moiseyev again [1].")
+    fake.judge_score = 0.2  # neither the model's words nor the source sentence is supported: an abstention
+    answer = make_assistant().ask(QUESTION)
+    assert answer.abstained
+    judged = [judged_answer(r.messages) for r in fake.chat_requests if is_judge_request(r.messages)]
+    assert len(judged) == len(set(judged)) == 3  # two model sentences, one source sentence (tried once)
+    seen = len(fake.chat_requests)
+    fake.judge_score = 0.95
+    fake.reply_for = answering("Alexander Moiseyev [1]")
+    # Off: the model's own sentence (a reader's comment here) or nothing.
+    assert make_assistant(answer__source_words=False).ask(QUESTION).answer.endswith("Alexander Moiseyev [1].")
+    fake.judge_score = 0.2
+    assert make_assistant(answer__source_words=False).ask(QUESTION).abstained
+    assert len([r for r in fake.chat_requests[seen:] if is_judge_request(r.messages)]) == 2
+
+
 def test_a_two_part_question_is_answered_part_by_part(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:

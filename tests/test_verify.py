@@ -27,6 +27,7 @@ from rag.support import (
 from rag.verify import (
     CALIBRATION,
     Judge,
+    contradiction,
     hard_check,
     is_verbatim,
     lacks_asked_kind,
@@ -320,3 +321,12 @@ def test_question_coverage_counts_the_question_words_the_quote_uses() -> None:
 )
 def test_an_answer_must_give_the_kind_of_thing_asked(question: str, claim: str, lacks: bool) -> None:
     assert (lacks_asked_kind(question, claim) is not None) is lacks
+
+
+def test_a_contradiction_is_another_answer_not_other_words() -> None:
+    article = "Article 107 lays down a general rule that the state may not aid private parties."
+    assert contradiction("Article 107 does not lay down a rule that the state may not aid them.", article)
+    assert contradiction("Sonata Coulter led Russia's delegation.", QUOTE)
+    # Other wording of the same answer, or a claim with less in it, is not a contradiction (the judge decides).
+    assert contradiction("The rule in Article 107 forbids the state to aid private parties.", article) is None
+    assert contradiction("Sonata Coulter led the U.S. delegation.", QUOTE) is None
