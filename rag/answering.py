@@ -31,7 +31,7 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.questions import compared, is_yes_no, split_clauses, sub_questions
+from rag.questions import closest_part, compared, is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
 from rag.verify import (
@@ -412,9 +412,14 @@ def answer_events(
             whole = supported(claim)
             clauses = split_clauses(text) if clause_parts and not whole else []
             if not clauses:
+                # "The first round lasted over six hours [2]." answers one part of "Which lasted longer: A or
+                # B?", not the whole: it is judged as an answer to the part it speaks of.
+                part = closest_part(text, clause_parts) if clause_parts and not whole else None
+                if part is not None:
+                    whole = supported(claim, part)
                 if (piece := emit(claim, whole)) is not None:
                     yield shown(piece)
-                elif not whole and (source := in_source_words(claim)) is not None:
+                elif not whole and (source := in_source_words(claim, part or asked)) is not None:
                     yield shown(source)
                 return
             # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot

@@ -433,6 +433,33 @@ def test_a_two_part_question_is_answered_part_by_part(
     assert len(merged) == 1  # by default, one call over the merged evidence
 
 
+def test_each_sentence_of_a_two_part_answer_is_judged_against_the_part_it_answers(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """One call over the merged evidence: a sentence that answers one part is not an answer to the whole
+    question, and a judge that reads the whole question says so; judged against its own part, it passes."""
+    question = "Who is the chief of Russia's Northern Fleet, and what did the US let Moscow send to Washington?"
+    fake.reply_for = answering(TRUE_SENTENCE + " The United States let Moscow send an airplane to Washington [2].")
+
+    def judge(messages: Messages) -> float:
+        asked = re.search(r"^Question: (.*)$", messages[-1]["content"], re.MULTILINE)
+        return 0.2 if asked is not None and ", and " in asked.group(1) else 0.95  # only a part's sentence passes
+
+    fake.judge_score = judge
+    assistant = make_assistant()
+    answer = assistant.ask(question)
+    assert "Moiseyev" in answer.answer and "airplane" in answer.answer
+    assert len({c.doc_id for c in answer.citations}) == 2 and "source_words" not in answer.timings_ms
+    assert_citations_are_exact(assistant, answer)
+    asked = [re.search(r"^Question: (.*)$", r.messages[-1]["content"], re.MULTILINE) for r in fake.chat_requests]
+    parts = {m.group(1) for m, r in zip(asked, fake.chat_requests, strict=True) if m and is_judge_request(r.messages)}
+    assert parts == {
+        question,
+        "Who is the chief of Russia's Northern Fleet?",
+        "What did the US let Moscow send to Washington?",
+    }
+
+
 def test_an_endpoint_without_logprobs_is_judged_by_its_words(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
