@@ -31,7 +31,7 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
 from rag.prompts import Prompt, load_prompt
-from rag.questions import closest_part, compared, is_yes_no, split_clauses, sub_questions
+from rag.questions import compared, is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
 from rag.verify import (
@@ -42,10 +42,12 @@ from rag.verify import (
     judged_score,
     lacks_asked_kind,
     negation_unanswered,
+    negations,
 )
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 _YES = re.compile(r"^yes\s*(?:—|,)\s*", re.IGNORECASE)  # a "Yes, ..." opening, as split_claims leaves it
+_VERDICT_OPENING = re.compile(r"^(yes|no)\s*(?:—|,|:|\.)\s*", re.IGNORECASE)  # "Yes, ..." or "No — ..."
 _MIN_CLAIM_WORDS = 4  # a shorter reply to "copy the sentence" is a fragment of it ("48"): the sentence is shown
 # A copied passage label, "[3] (US, Russia vow to boost cooperation; article) Kerry visited Sochi ...", and the
 # angle brackets of the prompt's "[2] <the sentence>" pattern.
@@ -408,18 +410,15 @@ def answer_events(
             if not polar:  # "Yes, the Blignaut family had a vineyard": the small model's habit, not an answer
                 text = _YES.sub("", text, count=1)
                 text = text[:1].upper() + text[1:]
+            else:
+                text = _consistent_verdict(text, asked)
             claim = aligner.claim(text, markers)
             whole = supported(claim)
             clauses = split_clauses(text) if clause_parts and not whole else []
             if not clauses:
-                # "The first round lasted over six hours [2]." answers one part of "Which lasted longer: A or
-                # B?", not the whole: it is judged as an answer to the part it speaks of.
-                part = closest_part(text, clause_parts) if clause_parts and not whole else None
-                if part is not None:
-                    whole = supported(claim, part)
                 if (piece := emit(claim, whole)) is not None:
                     yield shown(piece)
-                elif not whole and (source := in_source_words(claim, part or asked)) is not None:
+                elif not whole and (source := in_source_words(claim)) is not None:
                     yield shown(source)
                 return
             # "Mara Okafor leads People Operations, and the team's office opened in 2016": one quote cannot
@@ -544,6 +543,19 @@ def answer_events(
         standalone_question=standalone,
         unsupported=unsupported,
     )
+
+
+def _consistent_verdict(text: str, question: str) -> str:
+    """A "Yes" opening a statement that negates what a yes/no question asks is a "No": "Yes, U.S. carriers do not
+    fly over Russia" answers "Do American airlines fly over Russia?" with "No — U.S. carriers do not fly over
+    Russia". The statement is what the quote must support; the verdict is made to agree with it."""
+    opening = _VERDICT_OPENING.match(text)
+    if opening is None or opening.group(1).lower() != "yes":
+        return text
+    statement = text[opening.end() :]
+    if negations(statement) <= negations(question):
+        return text
+    return f"No — {statement[:1].upper()}{statement[1:]}"
 
 
 def _evidence(

@@ -89,22 +89,6 @@ def compared(question: str) -> list[str]:
     return []
 
 
-def closest_part(sentence: str, parts: list[str]) -> str | None:
-    """The part of a two-part question that ``sentence`` answers: the one sharing the most of its words, counting
-    only the words that set the parts apart ("Kerry's meeting with Lavrov" against "the first round of the 2025
-    consultations"); None when no part is closer than the others."""
-    from rag.lexical import tokenize
-
-    words = [set(tokens) for tokens in tokenize(parts)]
-    shared = set.intersection(*words) if words else set()
-    mine = set(tokenize([sentence])[0])
-    overlaps = [len((w - shared) & mine) for w in words]
-    best = max(overlaps, default=0)
-    if best == 0 or overlaps.count(best) > 1:
-        return None
-    return parts[overlaps.index(best)]
-
-
 def _is_name(phrase: str) -> bool:
     """A short phrase that starts with a capital: "Scott Derrickson", "The Moscow Times" (not a clause)."""
     return phrase[:1].isupper() and len(phrase.split()) <= 4

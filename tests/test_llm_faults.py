@@ -404,6 +404,24 @@ def test_the_source_words_are_judged_once_and_can_fail(
     assert len([r for r in fake.chat_requests[seen:] if is_judge_request(r.messages)]) == 2
 
 
+def test_a_yes_that_opens_a_negated_statement_is_a_no(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """The small model writes "Yes, ... do not ..." to "Do ...?": the verdict is made to agree with the statement
+    its quote supports, and the judge sees the corrected sentence."""
+    question = "According to The Moscow Times, do American airlines fly over Russia?"
+    fake.reply_for = answering("Yes, U.S. carriers do not fly over Russia [1].")
+    fake.judge_score = lambda messages: 0.2 if "Answer: Yes" in messages[-1]["content"] else 0.95
+    answer = make_assistant().ask(question)
+    assert answer.answer.startswith("No — U.S. carriers do not fly over Russia [1]")
+    assert "do not fly over" in answer.citations[0].quote
+    # A "Yes" that agrees with its statement, and a "No", are left as written.
+    fake.reply_for = answering("Yes, Kerry's trip to Sochi was the highest-level U.S. visit to Russia [1].")
+    fake.judge_score = 0.95
+    asked = "Was Kerry's trip to Sochi the highest-level American visit to Russia since the Ukraine crisis began?"
+    assert make_assistant().ask(asked).answer.startswith("Yes, Kerry's trip")
+
+
 def test_a_two_part_question_is_answered_part_by_part(
     fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
 ) -> None:
@@ -431,33 +449,6 @@ def test_a_two_part_question_is_answered_part_by_part(
     make_assistant().ask(question)
     merged = [r for r in fake.chat_requests[seen:] if not is_judge_request(r.messages)]
     assert len(merged) == 1  # by default, one call over the merged evidence
-
-
-def test_each_sentence_of_a_two_part_answer_is_judged_against_the_part_it_answers(
-    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
-) -> None:
-    """One call over the merged evidence: a sentence that answers one part is not an answer to the whole
-    question, and a judge that reads the whole question says so; judged against its own part, it passes."""
-    question = "Who is the chief of Russia's Northern Fleet, and what did the US let Moscow send to Washington?"
-    fake.reply_for = answering(TRUE_SENTENCE + " The United States let Moscow send an airplane to Washington [2].")
-
-    def judge(messages: Messages) -> float:
-        asked = re.search(r"^Question: (.*)$", messages[-1]["content"], re.MULTILINE)
-        return 0.2 if asked is not None and ", and " in asked.group(1) else 0.95  # only a part's sentence passes
-
-    fake.judge_score = judge
-    assistant = make_assistant()
-    answer = assistant.ask(question)
-    assert "Moiseyev" in answer.answer and "airplane" in answer.answer
-    assert len({c.doc_id for c in answer.citations}) == 2 and "source_words" not in answer.timings_ms
-    assert_citations_are_exact(assistant, answer)
-    asked = [re.search(r"^Question: (.*)$", r.messages[-1]["content"], re.MULTILINE) for r in fake.chat_requests]
-    parts = {m.group(1) for m, r in zip(asked, fake.chat_requests, strict=True) if m and is_judge_request(r.messages)}
-    assert parts == {
-        question,
-        "Who is the chief of Russia's Northern Fleet?",
-        "What did the US let Moscow send to Washington?",
-    }
 
 
 def test_an_endpoint_without_logprobs_is_judged_by_its_words(

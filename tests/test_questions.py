@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.questions import (
-    asked_kind,
-    closest_part,
-    compared,
-    is_yes_no,
-    split_clauses,
-    sub_questions,
-    without_attribution,
-)
+from rag.questions import asked_kind, compared, is_yes_no, split_clauses, sub_questions, without_attribution
 
 
 @pytest.mark.parametrize(
@@ -168,14 +160,3 @@ def test_yes_no_questions_are_told_apart(question: str, polar: bool) -> None:
 )
 def test_each_side_of_a_comparison_is_searched_for(question: str, searches: list[str]) -> None:
     assert compared(question) == searches
-
-
-def test_a_sentence_is_matched_to_the_part_of_the_question_it_answers() -> None:
-    parts = compared(
-        "Which happened first in February 2025: the Justice Department's announcement of arrests in the Ohio "
-        "aircraft-parts export case, or the Russia–US embassy talks in Istanbul? Give the dates."
-    )
-    assert closest_part("The Justice Department announced the arrests on February 13, 2025.", parts) == parts[0]
-    assert closest_part("The embassy talks in Istanbul took place on February 27, 2025.", parts) == parts[1]
-    assert closest_part("Both happened in February.", parts) is None  # nothing sets one part apart
-    assert closest_part("Anything at all.", []) is None
