@@ -80,7 +80,7 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``rag ask --json`` contract of GUIDE section 2 (plus the rewritten question and dropped sentences)."""
+        """The ``rag ask --json`` contract of docs/contracts.md."""
         return {
             "question": self.question,
             "answer": self.answer,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag import types as types_
 from rag.errors import ConfigError
 
 
@@ -39,7 +40,7 @@ class ChunkSettings:
 
 # torch: sentence-transformers (the reference); onnx: its ONNX export on onnxruntime, same vectors, no torch
 # import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
-EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
+EMBED_BACKENDS = types_.EMBED_BACKENDS
 
 
 @dataclass
@@ -47,7 +48,7 @@ class EmbedSettings:
     model: str = "all-minilm-l6-v2"
     batch_size: int = 64
     device: str = "cpu"
-    backend: str = "onnx"  # one of EMBED_BACKENDS
+    backend: types_.EmbedBackend = "onnx"
 
 
 @dataclass
@@ -64,7 +65,7 @@ class IndexSettings:
 
 @dataclass
 class RetrieveSettings:
-    mode: str = "hybrid"  # dense | bm25 | hybrid
+    mode: types_.SearchMode = "hybrid"
     k: int = 5
     rrf_k: int = 60
     candidates: int = 50  # per retriever, before fusion
@@ -113,7 +114,7 @@ class LLMSettings:
     base_url: str = ""  # empty: the bundled local model
     model: str = ""
     api_key: str = ""
-    bundled: str = "1.5b"  # 1.5b | 0.5b
+    bundled: types_.ModelVariant = "1.5b"
     timeout: float = 120.0
     max_retries: int = 2
 
@@ -164,12 +165,12 @@ class Settings:
             raise ConfigError(f"embed.backend = {e.backend!r}; valid: {', '.join(EMBED_BACKENDS)}")
         if e.backend != "torch" and e.device != "cpu":
             raise ConfigError(f"embed.device = {e.device!r} needs embed.backend = torch (the onnx backends run on cpu)")
-        if self.index.kind not in ("auto", "flat", "hnsw", "ivf"):
-            raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, flat, hnsw, ivf")
-        if self.retrieve.mode not in ("dense", "bm25", "hybrid"):
-            raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: dense, bm25, hybrid")
-        if self.llm.bundled not in ("1.5b", "0.5b"):
-            raise ConfigError(f"llm.bundled = {self.llm.bundled!r}; valid: 1.5b, 0.5b")
+        if self.index.kind not in ("auto", *types_.INDEX_KINDS):
+            raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, {', '.join(types_.INDEX_KINDS)}")
+        if self.retrieve.mode not in types_.SEARCH_MODES:
+            raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: {', '.join(types_.SEARCH_MODES)}")
+        if self.llm.bundled not in types_.MODEL_VARIANTS:
+            raise ConfigError(f"llm.bundled = {self.llm.bundled!r}; valid: {', '.join(types_.MODEL_VARIANTS)}")
         srv = self.server
         if not 0 <= srv.port <= 65535:
             raise ConfigError(f"server.port = {srv.port} is not a TCP port; use 1-65535 (0 picks a free one)")

@@ -10,8 +10,9 @@ import numpy as np
 
 from rag.config import IndexSettings
 from rag.errors import RagError
+from rag.types import INDEX_KINDS
 
-KINDS = ("flat", "hnsw", "ivf")
+KINDS = INDEX_KINDS
 # Filtered queries over at most this many allowed vectors are answered exactly from the stored vectors.
 EXACT_FILTER_MAX = 20_000
 

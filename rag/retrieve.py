@@ -9,9 +9,9 @@ from rag.config import Settings
 from rag.embedders import Embedder, load_embedder
 from rag.errors import InputError
 from rag.store import StoredIndex
-from rag.types import SECTIONS, Hit
+from rag.types import SEARCH_MODES, SECTIONS, Hit
 
-MODES = ("dense", "bm25", "hybrid")
+MODES = SEARCH_MODES
 
 
 class Retriever:

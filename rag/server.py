@@ -40,6 +40,7 @@ from rag.errors import (
     LLMError,
     RagError,
 )
+from rag.types import SearchMode
 
 log = logging.getLogger("rag.server")
 
@@ -397,7 +398,7 @@ class HitOut(BaseModel):
 class SearchRequest(BaseModel):
     query: str
     k: int | None = Field(default=None, ge=1, le=100)
-    mode: Literal["dense", "bm25", "hybrid"] | None = None
+    mode: SearchMode | None = None
     doc_ids: list[str] | None = None
     sections: list[str] | None = None
 

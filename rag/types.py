@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
+# The allowed values of settings and API fields, declared once; the tuples are for validation messages.
 Section = Literal["article", "comments", "boilerplate"]
-SECTIONS: tuple[Section, ...] = ("article", "comments", "boilerplate")
+SECTIONS: tuple[Section, ...] = get_args(Section)
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+IndexKind = Literal["flat", "hnsw", "ivf"]
+INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
+EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
+EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
+ModelVariant = Literal["1.5b", "0.5b"]
+MODEL_VARIANTS: tuple[ModelVariant, ...] = get_args(ModelVariant)
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Hit:
     title: str = ""
 
     def to_json(self) -> dict[str, object]:
-        """The search-hit shape of GUIDE section 2."""
+        """The search-hit shape of docs/contracts.md."""
         c = self.chunk
         return {
             "rank": self.rank,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,13 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_wheel_carries_the_prompts_and_loads_them_from_another_folder(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # a copy: setuptools writes build/ and *.egg-info beside the sources it builds
+    for part in ("rag", "prompts"):
+        shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-q",
