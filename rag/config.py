@@ -103,7 +103,9 @@ class AnswerSettings:
     # SQuAD 2.0 (--sample 200 --seed 0) 5 rightly and 22 wrongly, mostly unanswerable ones (docs/evaluation.md).
     extract_retry: bool = False
     # When the model's first sentence is not verified, the evidence sentence holding what it adds to the question
-    # (its answer words and numbers) is judged and shown in its place, in the source's own words.
+    # (its answer words and numbers) is judged and shown in its place, in the source's own words. Measured
+    # (docs/evaluation.md): seeds 3 more right answers, none wrong; SQuAD 2.0 (--sample 200 --seed 0) 10 more
+    # right, 8 more wrong (0.593 contain the answer against 0.477; abstention F1 0.739 against 0.725).
     source_words: bool = True
     max_question_chars: int = 1000
     history_turns: int = 3  # turns of a chat used to rewrite a follow-up question
