@@ -41,8 +41,8 @@ from rag.verify import (
     is_verbatim,
     judged_score,
     lacks_asked_kind,
+    negates_asked,
     negation_unanswered,
-    negations,
 )
 
 ABSTAIN_TEXT = "The documents do not answer this question."
@@ -546,14 +546,15 @@ def answer_events(
 
 
 def _consistent_verdict(text: str, question: str) -> str:
-    """A "Yes" opening a statement that negates what a yes/no question asks is a "No": "Yes, U.S. carriers do not
+    """A "Yes" opening a statement that denies what a yes/no question asks is a "No": "Yes, U.S. carriers do not
     fly over Russia" answers "Do American airlines fly over Russia?" with "No — U.S. carriers do not fly over
-    Russia". The statement is what the quote must support; the verdict is made to agree with it."""
+    Russia" (``rag.verify.negates_asked``; "Yes, it can be ridden in the rain but must not be submerged" stays).
+    The statement is what the quote must support; the verdict is made to agree with it."""
     opening = _VERDICT_OPENING.match(text)
     if opening is None or opening.group(1).lower() != "yes":
         return text
     statement = text[opening.end() :]
-    if negations(statement) <= negations(question):
+    if not negates_asked(statement, question):
         return text
     return f"No — {statement[:1].upper()}{statement[1:]}"
 

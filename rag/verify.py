@@ -43,6 +43,30 @@ def negations(text: str) -> int:
     return len(_NEGATION.findall(_VERDICT.sub("", text)))
 
 
+# A clause after these may negate something else than what was asked: "Yes, it can be ridden in the rain but
+# must not be submerged".
+_CONTRAST = re.compile(r"\b(?:but|although|though|however|except|yet|while|whereas|unless)\b|[;(]", re.IGNORECASE)
+_NEGATOR = re.compile(r"\b(?:not|never)\b|n['’]t\b", re.IGNORECASE)
+
+
+def negates_asked(statement: str, question: str) -> bool:
+    """Whether ``statement`` denies what the yes/no ``question`` asks: a "not"/"never"/"n't" in its main clause
+    (before any "but", "although", ...) followed within three words by one of the question's words ("U.S.
+    carriers do not fly over Russia" to "Do American airlines fly over Russia?"), when the question itself has
+    no negation."""
+    from rag.lexical import tokenize
+
+    if negations(question):
+        return False
+    main = _CONTRAST.split(_VERDICT.sub("", statement), maxsplit=1)[0]
+    asked = set(tokenize([question])[0])
+    for negator in _NEGATOR.finditer(main):
+        following = " ".join(main[negator.end() :].split()[:3])
+        if asked & set(tokenize([following])[0]):
+            return True
+    return False
+
+
 def hard_check(claim: str, quote: str, question: str = "") -> str | None:
     """Why ``quote`` cannot support ``claim`` (a name or number it lacks, a negation it lacks), or None.
 

@@ -33,6 +33,7 @@ from rag.verify import (
     lacks_asked_kind,
     modifier_swapped,
     names_reordered,
+    negates_asked,
     negation_unanswered,
     negations,
     question_coverage,
@@ -321,6 +322,23 @@ def test_question_coverage_counts_the_question_words_the_quote_uses() -> None:
 )
 def test_an_answer_must_give_the_kind_of_thing_asked(question: str, claim: str, lacks: bool) -> None:
     assert (lacks_asked_kind(question, claim) is not None) is lacks
+
+
+@pytest.mark.parametrize(
+    ("statement", "question", "denies"),
+    [
+        ("U.S. carriers do not fly over Russia.", "Do American airlines fly over Russia?", True),
+        ("The delegations didn't agree to meet again.", "Did the two delegations agree to meet again?", True),
+        # A negation in a contrasting clause, or of something not asked, is not a denial.
+        ("Orbi can be ridden in the rain but must not be submerged.", "Can Orbi be ridden in the rain?", False),
+        ("It was not cheap, and it is sold in Japan.", "Is Orbi sold in Japan?", False),
+        ("Kerry's trip was the highest-level visit.", "Was Kerry's trip the highest-level visit?", False),
+        # A question with its own negation is left to the model's verdict.
+        ("It was not sold in Japan.", "Wasn't it sold in Japan?", False),
+    ],
+)
+def test_a_statement_denies_what_a_yes_no_question_asks(statement: str, question: str, denies: bool) -> None:
+    assert negates_asked(statement, question) is denies
 
 
 def test_a_contradiction_is_another_answer_not_other_words() -> None:
