@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 from benchmarks import scale, serve, startup  # noqa: E402
 from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
-from rag.config import EMBED_BACKENDS, load_settings  # noqa: E402
+from rag.config import load_settings  # noqa: E402
 from rag.embedders import load_embedder  # noqa: E402
+from rag.types import EMBED_BACKENDS  # noqa: E402
 
 QUERIES = [
     "What did Russia offer the United States during the Istanbul talks?",

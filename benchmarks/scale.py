@@ -33,6 +33,7 @@ import numpy as np
 
 from rag import dense
 from rag.config import IndexSettings, load_settings
+from rag.types import INDEX_KINDS
 
 DIM = 384
 LATENT_DIM = 32  # the data lies near a 32-d subspace: local intrinsic dimension about 15-20, as for text embeddings
@@ -297,9 +298,9 @@ def suite_scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if not sizes:
         raise SystemExit("--sizes: give at least one corpus size, e.g. --sizes 10000,100000")
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in dense.KINDS]
+    unknown = [k for k in kinds if k not in INDEX_KINDS]
     if unknown:
-        raise SystemExit(f"--kinds: unknown index kind {unknown[0]!r}; valid: {', '.join(dense.KINDS)}")
+        raise SystemExit(f"--kinds: unknown index kind {unknown[0]!r}; valid: {', '.join(INDEX_KINDS)}")
     if args.faiss_threads:
         faiss.omp_set_num_threads(args.faiss_threads)
     settings = load_settings(env={})

@@ -47,7 +47,6 @@ from rag.verify import (
 
 ABSTAIN_TEXT = "The documents do not answer this question."
 _YES = re.compile(r"^yes\s*(?:—|,)\s*", re.IGNORECASE)  # a "Yes, ..." opening, as split_claims leaves it
-_VERDICT_OPENING = re.compile(r"^(yes|no)\s*(?:—|,|:|\.)\s*", re.IGNORECASE)  # "Yes, ..." or "No — ..."
 _MIN_CLAIM_WORDS = 4  # a shorter reply to "copy the sentence" is a fragment of it ("48"): the sentence is shown
 # A copied passage label, "[3] (US, Russia vow to boost cooperation; article) Kerry visited Sochi ...", and the
 # angle brackets of the prompt's "[2] <the sentence>" pattern.
@@ -373,7 +372,7 @@ def answer_events(
             """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
             if not claim.evidence:
                 return False
-            quote = " ".join(s.text for s in claim.evidence)
+            quote = claim.quote
             if hard_check(claim.text, quote, question) is not None:  # a name, number or negation the quote lacks
                 return False
             if negation_unanswered(question, quote) is not None:
@@ -393,7 +392,7 @@ def answer_events(
             million worth", "Flighttime Enterprises", "Two"), not its choice of the answer."""
             if not settings.answer.source_words or len(emitted) > before:
                 return None
-            if claim.evidence and contradiction(claim.text, " ".join(s.text for s in claim.evidence)) is not None:
+            if claim.evidence and contradiction(claim.text, claim.quote) is not None:
                 return None  # "Article 107 does not lay down ...": another answer than its source's, not other words
             sentence = aligner.source_sentence(claim)
             if sentence is None or (sentence.doc_id, sentence.start) in tried:
@@ -550,8 +549,8 @@ def _consistent_verdict(text: str, question: str) -> str:
     fly over Russia" answers "Do American airlines fly over Russia?" with "No — U.S. carriers do not fly over
     Russia" (``rag.verify.negates_asked``; "Yes, it can be ridden in the rain but must not be submerged" stays).
     The statement is what the quote must support; the verdict is made to agree with it."""
-    opening = _VERDICT_OPENING.match(text)
-    if opening is None or opening.group(1).lower() != "yes":
+    opening = _YES.match(text)
+    if opening is None:
         return text
     statement = text[opening.end() :]
     if not negates_asked(statement, question):

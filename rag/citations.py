@@ -115,6 +115,11 @@ class Claim:
     missing: tuple[str, ...] = ()  # names or numbers of the claim that its evidence does not contain
 
     @property
+    def quote(self) -> str:
+        """The evidence sentences' text, joined: what the checks and the judge compare the claim with."""
+        return " ".join(s.text for s in self.evidence)
+
+    @property
     def quote_span(self) -> tuple[str, int, int]:
         return self.evidence[0].doc_id, self.evidence[0].start, self.evidence[-1].end
 
@@ -324,19 +329,25 @@ class Aligner:
         holding at least ``share`` of them is the source's wording of the same answer, and is judged instead
         ("The value ... was $2 million worth" -> "... on charges of exporting $2 million worth of ... parts").
         """
-        asked = set(tokenize([self.question])[0])
-        words = set(tokenize([claim.text])[0]) - asked - set(tokenize([_SAYING])[0])
+        asked, said, saying = (set(tokens) for tokens in tokenize([self.question, claim.text, _SAYING]))
+        words = said - asked - saying
         numbers = set(_DIGITS.findall(claim.text)) - set(_DIGITS.findall(self.question))
         if not words and not numbers:
             return None
         total = len(words) + len(numbers)
         marked = set(claim.markers)
+        # The claim's own quote first (it wins ties), each sentence object once, questions left out.
+        candidates = [
+            s
+            for s in {id(s): s for s in (*claim.evidence, *self.sentences)}.values()
+            if not s.text.rstrip().endswith("?")
+        ]
+        if not candidates:
+            return None
         best: tuple[float, bool, float] | None = None
         chosen: Sentence | None = None
-        for sentence in (*claim.evidence, *self.sentences):
-            if sentence.text.rstrip().endswith("?"):
-                continue
-            held = len(words & set(tokenize([sentence.text])[0])) + len(numbers & set(_DIGITS.findall(sentence.text)))
+        for sentence, tokens in zip(candidates, tokenize([s.text for s in candidates]), strict=True):
+            held = len(words & set(tokens)) + len(numbers & set(_DIGITS.findall(sentence.text)))
             key = (held / total, self.passage_of.get(id(sentence)) in marked, sentence.score)
             if best is None or key > best:
                 best, chosen = key, sentence

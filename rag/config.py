@@ -38,11 +38,6 @@ class ChunkSettings:
     min_size: int = 40  # fragments shorter than this are merged into a neighbour
 
 
-# torch: sentence-transformers (the reference); onnx: its ONNX export on onnxruntime, same vectors, no torch
-# import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
-EMBED_BACKENDS = types_.EMBED_BACKENDS
-
-
 @dataclass
 class EmbedSettings:
     model: str = "all-minilm-l6-v2"
@@ -163,8 +158,8 @@ class Settings:
         if not 0 <= c.overlap < c.size // 2:
             raise ConfigError(f"chunk.overlap = {c.overlap} must be >= 0 and below half of chunk.size ({c.size})")
         e = self.embed
-        if e.backend not in EMBED_BACKENDS:
-            raise ConfigError(f"embed.backend = {e.backend!r}; valid: {', '.join(EMBED_BACKENDS)}")
+        if e.backend not in types_.EMBED_BACKENDS:
+            raise ConfigError(f"embed.backend = {e.backend!r}; valid: {', '.join(types_.EMBED_BACKENDS)}")
         if e.backend != "torch" and e.device != "cpu":
             raise ConfigError(f"embed.device = {e.device!r} needs embed.backend = torch (the onnx backends run on cpu)")
         if self.index.kind not in ("auto", *types_.INDEX_KINDS):

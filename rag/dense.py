@@ -12,7 +12,6 @@ from rag.config import IndexSettings
 from rag.errors import RagError
 from rag.types import INDEX_KINDS
 
-KINDS = INDEX_KINDS
 # Filtered queries over at most this many allowed vectors are answered exactly from the stored vectors.
 EXACT_FILTER_MAX = 20_000
 
@@ -77,7 +76,7 @@ def build(
         index, trained_on = _ivf(vectors, settings, previous, previous_params or {})
         params |= {"nlist": index.nlist, "trained_on": trained_on}
     else:
-        raise RagError(f"unknown index kind {kind!r}; valid: {', '.join(KINDS)}")
+        raise RagError(f"unknown index kind {kind!r}; valid: {', '.join(INDEX_KINDS)}")
     if n:
         index.add(vectors)
     return index, params

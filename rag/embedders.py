@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.config import EMBED_BACKENDS, EmbedSettings
+from rag.config import EmbedSettings
 from rag.errors import EmbedderError
+from rag.types import EMBED_BACKENDS
 
 # Short name -> (importable package shipping the model, pip name). Hub-style aliases map here too.
 BUNDLED_MODELS: dict[str, tuple[str, str]] = {

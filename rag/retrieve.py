@@ -11,8 +11,6 @@ from rag.errors import InputError
 from rag.store import StoredIndex
 from rag.types import SEARCH_MODES, SECTIONS, Hit
 
-MODES = SEARCH_MODES
-
 
 class Retriever:
     """Answers ``search`` calls against one loaded index generation."""
@@ -51,8 +49,8 @@ class Retriever:
         )
         if k < 1:
             raise InputError(f"k must be at least 1 (got {k})")
-        if mode not in MODES:
-            raise InputError(f"unknown search mode {mode!r}; valid modes: {', '.join(MODES)}")
+        if mode not in SEARCH_MODES:
+            raise InputError(f"unknown search mode {mode!r}; valid modes: {', '.join(SEARCH_MODES)}")
         allowed = self._allowed_rows(doc_ids, sections)
         n = max(self.settings.retrieve.candidates, k)
         ranked: list[tuple[int, float]]

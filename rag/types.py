@@ -12,6 +12,8 @@ SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 IndexKind = Literal["flat", "hnsw", "ivf"]
 INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
+# torch: sentence-transformers (the reference); onnx: its ONNX export on onnxruntime, same vectors, no torch
+# import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
 ModelVariant = Literal["1.5b", "0.5b"]

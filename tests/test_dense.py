@@ -12,6 +12,7 @@ import pytest
 from rag import dense
 from rag.assistant import Assistant
 from rag.config import IndexSettings
+from rag.types import INDEX_KINDS
 
 
 def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -32,7 +33,7 @@ def anonymous_memory() -> int:
     pytest.skip("no /proc/self/status RssAnon on this system")
 
 
-@pytest.mark.parametrize("kind", dense.KINDS)
+@pytest.mark.parametrize("kind", INDEX_KINDS)
 def test_a_saved_index_loads_and_answers_as_built(kind: str, tmp_path: Path) -> None:
     vectors = unit_vectors(2000)
     settings = IndexSettings(kind=kind)
