@@ -316,22 +316,8 @@ def answer_events(
     if standalone != question:
         timings["rewrite"] = _ms(started)
     t0 = time.perf_counter()
-    parts = sub_questions(standalone)
+    parts, jobs = gather_evidence(settings, retriever, standalone)
     texts = retriever.index.texts
-    jobs: list[tuple[str, list[Passage]]] = []  # (question, its evidence): one model call each
-    if parts and settings.answer.decompose:
-        # A two-part question is answered part by part: each part gets its own search, evidence, answer and
-        # verification, and the answer is the parts' verified sentences, each citing its own document.
-        for part in parts:
-            part_hits = retriever.search(part, k=settings.answer.k)
-            jobs.append((part, _evidence(settings, retriever, part, part_hits, [])))
-    else:
-        # A comparison ("Which was started first, A or B?") is answered in one call, each side searched for.
-        parts = parts or compared(standalone)
-        hits = retriever.search(standalone, k=settings.answer.k)
-        if parts:  # each part is looked up too, and the evidence keeps the best for each
-            hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
-        jobs.append((standalone, _evidence(settings, retriever, standalone, hits, parts)))
     timings["retrieve"] = _ms(t0)
     book = CitationBook(texts)
     emitted: list[str] = []
@@ -556,6 +542,31 @@ def _consistent_verdict(text: str, question: str) -> str:
     if not negates_asked(statement, question):
         return text
     return f"No — {statement[:1].upper()}{statement[1:]}"
+
+
+def gather_evidence(
+    settings: Settings, retriever: Retriever, question: str
+) -> tuple[list[str], list[tuple[str, list[Passage]]]]:
+    """The parts of ``question`` and, for each model call to make, the question it asks and its evidence.
+
+    No model is called here, so `rag eval --retrieval-only` measures the evidence the model would see.
+    """
+    parts = sub_questions(question)
+    jobs: list[tuple[str, list[Passage]]] = []  # (question, its evidence): one model call each
+    if parts and settings.answer.decompose:
+        # A two-part question is answered part by part: each part gets its own search, evidence, answer and
+        # verification, and the answer is the parts' verified sentences, each citing its own document.
+        for part in parts:
+            part_hits = retriever.search(part, k=settings.answer.k)
+            jobs.append((part, _evidence(settings, retriever, part, part_hits, [])))
+        return parts, jobs
+    # A comparison ("Which was started first, A or B?") is answered in one call, each side searched for.
+    parts = parts or compared(question)
+    hits = retriever.search(question, k=settings.answer.k)
+    if parts:  # each part is looked up too, and the evidence keeps the best for each
+        hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
+    jobs.append((question, _evidence(settings, retriever, question, hits, parts)))
+    return parts, jobs
 
 
 def _evidence(

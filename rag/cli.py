@@ -273,7 +273,10 @@ def eval_cmd(
         ),
     ] = True,
     retrieval_only: Annotated[
-        bool, typer.Option("--retrieval-only", help="Only retrieval metrics: no language model (seconds).")
+        bool,
+        typer.Option(
+            "--retrieval-only", help="Only retrieval metrics and the evidence recall: no language model (seconds)."
+        ),
     ] = False,
     check: Annotated[Path | None, typer.Option("--check", help="Fail when a metric falls below this baseline.")] = None,
     write_baseline: Annotated[

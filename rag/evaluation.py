@@ -430,9 +430,7 @@ def run_items(
             if ask:
                 result = score_item(item, assistant.ask(item.question), retrieved, entails)
             else:
-                gold = [(g.doc_id, g.start, g.end) for g in item.gold]
-                rank = metrics.gold_rank(retrieved, gold) if item.answerable else None
-                result = ItemResult(item.id, item.kind, item.question, item.answerable, gold_rank=rank)
+                result = _retrieval_result(assistant, item, retrieved)
         except RagError as exc:
             result = ItemResult(
                 id=item.id,
@@ -443,6 +441,26 @@ def run_items(
                 timings_ms={"total": round((time.perf_counter() - started) * 1000)},
             )
         yield result
+
+
+def _retrieval_result(assistant: Any, item: EvalItem, retrieved: list[tuple[str, int, int]]) -> ItemResult:
+    """Retrieval metrics of ``item``, and whether the evidence the model would see holds the gold (no model call)."""
+    from rag.answering import gather_evidence
+
+    gold = [(g.doc_id, g.start, g.end) for g in item.gold]
+    if not item.answerable:
+        return ItemResult(item.id, item.kind, item.question, item.answerable)
+    _, jobs = gather_evidence(assistant.settings, assistant.retriever, item.question)
+    shown = [(p.doc_id, p.start, p.end) for _, passages in jobs for p in passages]
+    found = metrics.gold_rank(shown, gold) is not None
+    return ItemResult(
+        item.id,
+        item.kind,
+        item.question,
+        item.answerable,
+        scores={"evidence_gold_recall": 1.0 if found else 0.0},
+        gold_rank=metrics.gold_rank(retrieved, gold),
+    )
 
 
 def read_results(path: Path) -> dict[str, ItemResult]:

@@ -371,6 +371,22 @@ def test_squad_eval_indexes_its_own_corpus(tmp_path: Path, fake: FakeOpenAI) -> 
     assert by_id["nsr2"].answerable is False
 
 
+def test_retrieval_only_measures_the_evidence_the_model_would_see(tmp_path: Path, fake: FakeOpenAI) -> None:
+    fake.reply_for = lambda messages: "YES" if is_judge_prompt(messages) else "The talks lasted four hours [1]."
+    settings = make_settings(tmp_path / "unused", llm__base_url=fake.base_url, llm__model="fake", llm__max_retries=0)
+    _, answered = evaluate(settings, SQUAD, tmp_path / "asked", judge=False)
+    asked = len(fake.chat_requests)
+    report, results = evaluate(settings, SQUAD, tmp_path / "searched", judge=False, retrieval_only=True)
+    assert len(fake.chat_requests) == asked  # no model call
+    by_id = {r.id: r for r in results}
+    assert by_id["sochi1"].scores["evidence_gold_recall"] == 1.0
+    assert by_id["nsr2"].scores == {}  # unanswerable: no gold to find
+    # The same evidence, item by item, as the run that asked the model.
+    seen = {r.id: r.scores.get("evidence_gold_recall") for r in answered}
+    assert {r.id: r.scores.get("evidence_gold_recall") for r in results} == seen
+    assert report["aggregates"]["evidence_gold_recall"] is not None
+
+
 def test_a_separate_judge_scores_alce_and_its_key_stays_out_of_the_report(tmp_path: Path, fake: FakeOpenAI) -> None:
     # The answering endpoint cannot judge (it replies with the answer sentence); the judge says YES to every claim.
     fake.reply_for = lambda messages: TRUE_SENTENCE
