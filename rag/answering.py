@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 import time
@@ -30,12 +29,12 @@ from rag.citations import (
 from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage, select_evidence
+from rag.llm.protocol import LanguageModel
 from rag.prompts import Prompt, load_prompt
 from rag.questions import compared, is_yes_no, split_clauses, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
 from rag.types import Hit
 from rag.verify import (
-    Judge,
     contradiction,
     hard_check,
     is_verbatim,
@@ -107,151 +106,7 @@ class Answer:
         }
 
 
-class ChatModel:
-    """The language model behind the ``openai`` client; errors become ``LLMError`` naming the endpoint."""
-
-    def __init__(self, settings: Settings, role: str = "answer") -> None:
-        self.settings = settings
-        self.role = role  # "judge": the bundled model's judge server (logprobs on); an endpoint serves both
-        self._client: Any = None
-        self._judge: Judge | None = None
-        self.model = ""
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from rag.llm import make_client
-
-            self._client, self.model = make_client(self.settings.llm, role=self.role)
-        return self._client
-
-    def _create(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
-        return self.client.chat.completions.create(
-            model=self.model,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=self.settings.answer.temperature,
-            **extra,
-        )
-
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int]) -> Iterator[str]:
-        """Text deltas of one chat completion; ``usage`` is filled in when the server reports it."""
-        import openai
-
-        response = None
-        try:
-            response = self._create(messages, max_tokens, stream=True, stream_options={"include_usage": True})
-            deltas = 0
-            for chunk in response:
-                if not isinstance(chunk.choices, list):  # JSON of another shape: the client leaves fields None
-                    raise self._malformed(f"an event without choices: {str(chunk)[:200]}")
-                if chunk.usage is not None:
-                    usage.update(
-                        prompt_tokens=chunk.usage.prompt_tokens, completion_tokens=chunk.usage.completion_tokens
-                    )
-                if chunk.choices and chunk.choices[0].delta.content:
-                    deltas += 1
-                    yield chunk.choices[0].delta.content
-            if "prompt_tokens" not in usage:  # llama-cpp-python sends no usage when streaming
-                usage.update(self._count_usage(messages, deltas))
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
-        except (ValueError, AttributeError) as exc:  # an event that is not JSON
-            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-        finally:
-            if response is not None and hasattr(response, "close"):
-                response.close()  # a stream left early (a cancelled answer) closes its connection: the server stops
-
-    def _count_usage(self, messages: list[dict[str, str]], deltas: int) -> dict[str, int]:
-        """Token counts for a stream the server did not count: its tokenizer where it has one (llama.cpp)."""
-        import urllib.error
-        import urllib.request
-
-        text = "".join(m["content"] for m in messages)
-        root = str(self.client.base_url).rstrip("/").removesuffix("/v1")
-        request = urllib.request.Request(
-            f"{root}/extras/tokenize/count",
-            data=json.dumps({"input": text}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-        try:
-            with opener.open(request, timeout=5.0) as reply:
-                count = int(json.loads(reply.read())["count"])
-        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
-            return {"completion_tokens": deltas}  # a server without a tokenizer endpoint: prompt count unknown
-        # chatml wraps each message in <|im_start|>role ... <|im_end|>: about 5 tokens each, plus the reply's opener.
-        return {"prompt_tokens": count + 5 * len(messages) + 3, "completion_tokens": deltas}
-
-    def raw_completion(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
-        """One non-streamed chat completion as the client returns it, checked to have choices."""
-        import openai
-
-        try:
-            response = self._create(messages, max_tokens, **extra)
-            if not isinstance(response.choices, list):  # JSON of another shape: the client leaves fields None
-                raise self._malformed(f"a body without choices: {str(response)[:200]}")
-            if response.choices:
-                _ = response.choices[0].message.content
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from exc
-        except (ValueError, AttributeError) as exc:  # a body that is not JSON (the client returns it as a str)
-            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-        return response
-
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
-        """The text of one non-streamed chat completion."""
-        response = self.raw_completion(messages, max_tokens)
-        text = response.choices[0].message.content if response.choices else ""
-        if usage is not None and response.usage is not None:
-            usage.update(prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens)
-        return text or ""
-
-    @property
-    def _where(self) -> str:
-        return f"the language model at {self.client.base_url} (model {self.model!r})"
-
-    def _malformed(self, detail: str) -> LLMError:
-        return LLMError(
-            f"{self._where} answered with something that is not an OpenAI chat completion ({detail}); "
-            "check that RAG_LLM_BASE_URL is an OpenAI-compatible endpoint ending in /v1"
-        )
-
-    def _error(self, exc: Exception) -> LLMError:
-        import openai
-
-        where = self._where
-        if isinstance(exc, openai.AuthenticationError):
-            return LLMError(f"{where} rejected the API key; set RAG_LLM_API_KEY (or OPENAI_API_KEY) to a valid key")
-        if isinstance(exc, openai.NotFoundError):
-            return LLMError(f"{where} does not serve that model; set RAG_LLM_MODEL to one it lists at /v1/models")
-        if isinstance(exc, openai.APITimeoutError):
-            return LLMError(
-                f"{where} did not answer within {self.settings.llm.timeout:g} s "
-                f"(after {self.settings.llm.max_retries} retries); raise RAG_LLM_TIMEOUT or check the server"
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return LLMError(f"cannot reach {where}: {exc}; check RAG_LLM_BASE_URL or start it (`rag llm start`)")
-        if isinstance(exc, openai.APIStatusError):
-            # The client retries only these statuses; saying "after N retries" of a 400 would mislead.
-            retried = exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-            after = f" after {self.settings.llm.max_retries} retries" if retried else ""
-            return LLMError(f"{where} answered HTTP {exc.status_code}{after}: {str(exc)[:300]}")
-        return LLMError(f"{where} failed: {exc}")
-
-    @property
-    def judge_model(self) -> Judge:
-        """The entailment judge on this endpoint (the bundled model's judge server, which returns logprobs)."""
-        if self._judge is None:
-            self._judge = Judge(self if self.settings.llm.base_url else ChatModel(self.settings, role="judge"))
-        return self._judge
-
-    def judge(self, claim: str, evidence: str) -> float:
-        """The probability that ``evidence`` supports ``claim`` (no question given), from the judge."""
-        return self.judge_model.support("", claim, evidence)
-
-
-def standalone_question(model: ChatModel, question: str, history: list[Turn], turns: int) -> str:
+def standalone_question(model: LanguageModel, question: str, history: list[Turn], turns: int) -> str:
     """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges.
 
     The most recent exchange is marked as such: "there" after a turn about Lisbon means Lisbon, even when an
@@ -295,7 +150,7 @@ def validate_question(question: str, settings: Settings) -> str:
 def answer_events(
     settings: Settings,
     retriever: Retriever,
-    model: ChatModel,
+    model: LanguageModel,
     question: str,
     history: list[Turn] | None = None,
     *,

@@ -6,10 +6,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.answering import Answer, ChatModel, Turn, answer_events
+from rag.answering import Answer, Turn, answer_events
 from rag.config import Settings, load_settings
 from rag.errors import InputError
 from rag.indexer import build_index, check_compatible
+from rag.llm import ChatModel, LanguageModel
 from rag.retrieve import Retriever
 from rag.store import StoredIndex, current_generation, load_index
 from rag.types import Document, IndexReport, SearchResult
@@ -18,7 +19,7 @@ from rag.types import Document, IndexReport, SearchResult
 class Assistant:
     """Index a corpus, search it, answer questions about it with verified citations, and show its documents."""
 
-    def __init__(self, settings: Settings | None = None, model: ChatModel | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, model: LanguageModel | None = None) -> None:
         self.settings = settings or load_settings()
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()  # one loader at a time when the HTTP server's threads share the assistant

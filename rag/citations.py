@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.chunking import sentence_spans
-from rag.embedders import Embedder
 from rag.evidence import Passage, Sentence, lexical_overlap
 from rag.lexical import tokenize
+from rag.types import Embedder
 
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A marker written after the full stop belongs to the sentence before it.

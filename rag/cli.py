@@ -303,7 +303,7 @@ def eval_cmd(
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     if support is not None:
-        from rag.answering import ChatModel
+        from rag.llm import ChatModel
         from rag.support import evaluate_support, load_support_set, support_markdown
 
         pairs = load_support_set(support)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import os
-from abc import ABC, abstractmethod
 from functools import cache
 from pathlib import Path
 
-import numpy as np
-
 from rag.config import EmbedSettings
 from rag.errors import EmbedderError
-from rag.types import EMBED_BACKENDS
+from rag.types import EMBED_BACKENDS, Embedder
 
 # Short name -> (importable package shipping the model, pip name). Hub-style aliases map here too.
 BUNDLED_MODELS: dict[str, tuple[str, str]] = {
@@ -21,59 +17,6 @@ BUNDLED_MODELS: dict[str, tuple[str, str]] = {
 _ALIASES = {"sentence-transformers/all-minilm-l6-v2": "all-minilm-l6-v2"}
 # The ONNX float32 export reproduces the torch vectors (checked when it is made); int8 does not.
 _VECTORS_OF = {"torch": "float32", "onnx": "float32", "onnx-int8": "int8"}
-
-
-class Embedder(ABC):
-    """Turns texts into L2-normalised float32 vectors."""
-
-    name: str
-    dim: int
-    backend: str  # the embed.backend that runs it
-
-    @abstractmethod
-    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` as an ``(len(texts), dim)`` float32 array of unit vectors."""
-
-
-class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model loaded from a folder on disk, run by torch (the reference backend)."""
-
-    backend = "torch"
-
-    def __init__(self, name: str, folder: Path, device: str = "cpu") -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise EmbedderError(
-                "sentence-transformers is not installed; run `pip install sentence-transformers`"
-            ) from exc
-        try:
-            self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise EmbedderError(f"cannot load the embedding model from {folder}: {exc}") from exc
-        self.name = name
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        dim = get_dim()
-        if not dim:
-            raise EmbedderError(f"model at {folder} does not report an embedding dimension")
-        self.dim = int(dim)
-
-    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def resolve_model(spec: str) -> tuple[str, Path]:
@@ -112,6 +55,8 @@ def same_vectors(backend: str, other: str) -> bool:
 @cache
 def _load(name: str, folder: Path, backend: str, device: str) -> Embedder:
     if backend == "torch":
+        from rag.st_embedder import SentenceTransformerEmbedder
+
         return SentenceTransformerEmbedder(name, folder, device)
     if backend in ("onnx", "onnx-int8"):
         from rag.onnx_embedder import OnnxEmbedder

@@ -589,10 +589,10 @@ def _evaluate(
     retrieval_only: bool,
     on_item: Callable[[ItemResult, int, int], None] | None,
 ) -> tuple[dict[str, Any], list[ItemResult]]:
-    from rag.answering import ChatModel
     from rag.assistant import Assistant
     from rag.eval_report import write_report
     from rag.indexer import chunker_fingerprint, settings_hash
+    from rag.llm import ChatModel
     from rag.prompts import load_prompt
 
     started = time.perf_counter()

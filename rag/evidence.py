@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.chunking import sentence_spans
-from rag.embedders import Embedder
 from rag.injection import is_instruction
 from rag.lexical import tokenize
-from rag.types import Document, Hit
+from rag.types import Document, Embedder, Hit
 
 _MIN_SENTENCE_CHARS = 20  # "§§§", "Via TASS", bylines: not evidence on their own
 

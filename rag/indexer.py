@@ -8,7 +8,6 @@ import logging
 import platform
 import time
 from dataclasses import asdict
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rag.clean import classify
 from rag.config import Settings
 from rag.embedders import load_embedder, resolve_model, same_vectors
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from rag.files import package_versions
 from rag.ingest import read_corpus
 from rag.lexical import BM25Index
 from rag.store import StoredIndex, load_index, write_index, write_lock
@@ -68,13 +68,8 @@ def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
 
 
 def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("rag", "faiss-cpu", "sentence-transformers", "torch", "onnxruntime", "bm25s", "numpy"):
-        try:
-            versions[package] = importlib_metadata.version(package)
-        except importlib_metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
+    packages = ("rag", "faiss-cpu", "sentence-transformers", "torch", "onnxruntime", "bm25s", "numpy")
+    return {"python": platform.python_version(), **package_versions(*packages)}
 
 
 def _previous_index(root: Path, rebuild: bool, problems: list[IngestProblem]) -> StoredIndex | None:

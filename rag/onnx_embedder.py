@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -29,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from rag.embedders import Embedder
 from rag.errors import EmbedderError
+from rag.files import atomic_folder, cache_dir, file_lock, package_versions
+from rag.st_embedder import SentenceTransformerEmbedder
+from rag.types import Embedder
 
 EXPORT_VERSION = 1
 VARIANTS = {"float32": "onnx", "int8": "onnx-int8"}  # variant -> the embed.backend that names it
@@ -146,8 +147,6 @@ class _Runtime:
 
 def export_folder(source: Path, variant: str) -> Path:
     """Where the export of the model folder ``source`` lives in the cache (a key of its files' stat data)."""
-    from rag.llm import cache_dir
-
     source = source.resolve()
     files = sorted(p for p in source.rglob("*") if p.is_file())
     stats = [[str(p.relative_to(source)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
@@ -159,19 +158,13 @@ def export_folder(source: Path, variant: str) -> Path:
 
 def ensure_export(name: str, source: Path, variant: str, *, rebuild: bool = False) -> OnnxExport:
     """The checked export of ``source`` for ``variant``, made now (seconds, once) if missing or damaged."""
-    from rag.llm import file_lock
-
     folder = export_folder(source, variant)
     if not rebuild and (export := read_export(folder)) is not None:
         return export
     with file_lock(folder.with_name(folder.name + ".lock")):
         if not rebuild and (export := read_export(folder)) is not None:  # another process made it meanwhile
             return export
-        for stale in folder.parent.glob(f".{folder.name}.*.tmp"):  # left by a killed writer; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True)
-        try:
+        with atomic_folder(folder, replace=True) as tmp:  # replaces a damaged earlier export; we hold the lock
             if variant == "int8":
                 meta = _quantize(ensure_export(name, source, "float32"), tmp)
             else:
@@ -184,14 +177,6 @@ def ensure_export(name: str, source: Path, variant: str, *, rebuild: bool = Fals
                 "model": {"sha256": _sha256(tmp / "model.onnx"), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
             }
             (tmp / "export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            for path in tmp.iterdir():
-                with path.open("rb") as fh:
-                    os.fsync(fh.fileno())
-            shutil.rmtree(folder, ignore_errors=True)  # a damaged earlier export; we hold the lock
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     export = read_export(folder)
     if export is None:  # pragma: no cover - only if something deletes the folder between two lines
         raise EmbedderError(f"the ONNX export in {folder} vanished while it was written; run the command again")
@@ -233,8 +218,6 @@ def _export_float32(name: str, source: Path, target: Path) -> dict[str, Any]:
         raise EmbedderError(
             f"making the ONNX export of {source} needs torch and onnx; run `{_ORT_HINT}` {_fix(source)}"
         ) from exc
-    from rag.embedders import SentenceTransformerEmbedder
-
     reference_embedder = SentenceTransformerEmbedder(name, source)
     model = reference_embedder.model
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers < 6: tokenize
@@ -296,7 +279,7 @@ def _export_float32(name: str, source: Path, target: Path) -> dict[str, Any]:
         "min_cosine_on_probes": cosine,
         "reference": "torch",
         "export_seconds": round(time.perf_counter() - started, 2),
-        "versions": _versions("torch", "onnx", "onnxruntime", "sentence-transformers", "transformers"),
+        "versions": package_versions("torch", "onnx", "onnxruntime", "sentence-transformers", "transformers"),
     }
 
 
@@ -343,15 +326,3 @@ def _agreement(export: OnnxExport, reference: np.ndarray, source: Path, what: st
             f"the probe texts, at least {MIN_COSINE[export.variant]} needed); {_fix(source)}"
         )
     return round(cosine, 6)
-
-
-def _versions(*packages: str) -> dict[str, str]:
-    from importlib import metadata
-
-    found = {}
-    for package in packages:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "unknown"
-    return found

@@ -6,10 +6,10 @@ import numpy as np
 
 from rag import dense
 from rag.config import Settings
-from rag.embedders import Embedder, load_embedder
+from rag.embedders import load_embedder
 from rag.errors import InputError
 from rag.store import StoredIndex
-from rag.types import SEARCH_MODES, SECTIONS, Hit
+from rag.types import SEARCH_MODES, SECTIONS, Embedder, Hit
 
 
 class Retriever:

@@ -839,7 +839,7 @@ def _warm_up(assistant: Assistant) -> None:
     except RagError as exc:
         log.warning("index not ready: %s", exc)
     try:
-        assistant.model.client  # noqa: B018  (starts the bundled model's server when that is the model)
+        assistant.model.warm_up()  # starts the bundled model's server when that is the model
     except RagError as exc:
         log.warning("language model not ready (answers will fail until it is): %s", exc)
 

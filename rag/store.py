@@ -12,20 +12,19 @@ so a run that fails part-way leaves the previous index intact and loadable.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexCorruptError, IndexMissingError, RagError
+from rag.errors import IndexCorruptError, IndexMissingError
+from rag.files import atomic_folder, file_lock, write_text_atomic
 from rag.lexical import BM25Index
 from rag.types import Chunk, Document
 
@@ -123,21 +122,10 @@ def _read_lines(path: Path) -> Iterator[str]:
                 yield line
 
 
-@contextmanager
-def write_lock(root: Path, writer: str = "rag index") -> Iterator[None]:
+def write_lock(root: Path, writer: str = "rag index") -> contextlib.AbstractContextManager[None]:
     """Hold the folder's writer lock; a second writer fails at once with a clear message."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RagError(
-                f"another `{writer}` is writing {root}; wait for it to finish or use another folder"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    busy = f"another `{writer}` is writing {root}; wait for it to finish or use another folder"
+    return file_lock(root / ".lock", busy=busy)
 
 
 def write_index(
@@ -153,10 +141,8 @@ def write_index(
     import faiss
 
     stamp = time.time_ns()  # sortable and unique per run, even within one second
-    tmp = root / f".tmp-{stamp}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    final = root / f"gen-{stamp}"
+    with atomic_folder(final) as tmp:
         with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
             for doc in documents:
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
@@ -179,24 +165,9 @@ def write_index(
             "counts": {"documents": len(documents), "chunks": len(chunks)},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        _fsync_tree(tmp)
-        final = root / f"gen-{stamp}"
-        os.replace(tmp, final)
-        pointer = root / "CURRENT.tmp"
-        pointer.write_text(final.name + "\n", encoding="utf-8")
-        os.replace(pointer, root / "CURRENT")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_text_atomic(root / "CURRENT", final.name + "\n")
     _prune(root, keep={final.name, *_previous(root, final.name)})
     return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())
 
 
 def _previous(root: Path, live: str) -> list[str]:
@@ -205,6 +176,6 @@ def _previous(root: Path, live: str) -> list[str]:
 
 
 def _prune(root: Path, keep: set[str]) -> None:
-    for path in [*root.glob("gen-*"), *root.glob(".tmp-*")]:
+    for path in [*root.glob("gen-*"), *root.glob(".gen-*.tmp")]:  # .tmp: left by a killed writer
         if path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from rag.errors import InputError
+from rag.llm.judge import Judge
 from rag.verify import (
     CALIBRATION,
     Calibration,
-    Judge,
     hard_check,
     lacks_asked_kind,
     logit,

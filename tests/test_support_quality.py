@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answering import ChatModel
+from rag.llm import ChatModel
 from rag.support import evaluate_support, load_support_set
 from rag.verify import CALIBRATION
 from tests.conftest import REPO, make_settings

