@@ -21,7 +21,7 @@ import pytest
 
 from rag.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
-from rag.server import LLMQueue, QueueFull
+from rag.server.queue import LLMQueue, QueueFull
 from tests.conftest import SEEDS, make_settings
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import LiveServer

@@ -1,0 +1,232 @@
+"""The request and response shapes of the API: Pydantic models, which FastAPI turns into the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.types import SearchMode
+
+MODEL_ID = "rag"
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI Chat Completions request. Sampling options (temperature, max_tokens, ...) are accepted and
+    ignored: answers follow the server's settings, so that their citations can be verified."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    start: int = Field(description="Character offset into the document text (GET /v1/documents/{doc_id}).")
+    end: int
+    quote: str = Field(description="Exactly text[start:end].")
+    supported: bool
+    section: str
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    citations: list[CitationOut]
+    abstained: bool
+    standalone_question: str
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop"]
+    logprobs: None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChunkDelta(BaseModel):
+    """The first chunk has ``role``, the middle ones ``content``, the last one the answer's citations."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    citations: list[CitationOut] | None = None
+    abstained: bool | None = None
+    standalone_question: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed answer."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+# Each event of a streamed answer: a chunk, an error (after the response started), or the final [DONE].
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                *(
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": f"#/components/schemas/{name}"},
+                    }
+                    for name in ("ChatCompletionChunk", "ErrorResponse")
+                ),
+            ]
+        }
+    },
+}
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    doc_id: str
+    chunk_id: str
+    section: str
+    start: int
+    end: int
+    text: str
+
+
+class SearchRequest(BaseModel):
+    query: str
+    k: int | None = Field(default=None, ge=1, le=100)
+    mode: SearchMode | None = None
+    doc_ids: list[str] | None = None
+    sections: list[str] | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    hits: list[HitOut]
+
+
+class TurnIn(BaseModel):
+    question: str
+    answer: str
+
+
+class AskRequest(BaseModel):
+    question: str
+    history: list[TurnIn] = Field(default_factory=list, description="Earlier turns, oldest first.")
+
+
+class PromptRef(BaseModel):
+    name: str
+    sha256: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[CitationOut]
+    passages: list[HitOut]
+    model: str
+    prompt: PromptRef
+    timings_ms: dict[str, int]
+    usage: dict[str, int]
+    standalone_question: str
+    unsupported: list[str]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    text: str = Field(description="The text that citation offsets point into.")
+    length: int
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    auth: bool
+    model: str
+    documents: int = 0
+    chunks: int = 0
+    llm: dict[str, int]
+    error: str | None = None
+
+
+def add_chunk_schema(app: FastAPI) -> None:
+    """Serve FastAPI's schema plus the streamed chunk's, which no route returns as JSON."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            chunk = ChatCompletionChunk.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema["components"]["schemas"].update({**chunk.pop("$defs", {}), "ChatCompletionChunk": chunk})
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
