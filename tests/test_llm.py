@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from rag import llm
-from rag.llm import bundled, process
 from rag.config import LLMSettings
 from rag.errors import LLMError
+from rag.llm import bundled, process
 
 
 @pytest.fixture()
