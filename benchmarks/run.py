@@ -41,6 +41,7 @@ from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedders import load_embedder  # noqa: E402
+from rag.metrics import percentile  # noqa: E402
 from rag.types import EMBED_BACKENDS  # noqa: E402
 
 QUERIES = [
@@ -53,17 +54,6 @@ QUERIES = [
     "How much Arctic sea shelf did Russia claim?",
     "What did readers say about Lavrov?",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def machine() -> dict[str, Any]:
@@ -145,7 +135,7 @@ def seeds_quality(workdir: Path) -> dict[str, dict[str, Any]]:
     """Per backend, on an index of seeds/ it built: recall of the gold chunk for the seeds questions, and
     how often its dense top hit is torch's."""
     from rag import metrics
-    from rag.evaluation import load_dataset
+    from rag.eval.datasets import load_dataset
 
     items = [i for i in load_dataset(REPO / "evals" / "seeds.jsonl", None, workdir).items if i.answerable]
     top: dict[str, list[str]] = {}

@@ -42,7 +42,7 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, st
 
 def load_run(port: int, path: str, bodies: list[dict[str, Any]], clients: int, requests: int) -> dict[str, Any]:
     """``clients`` threads, each sending ``requests`` requests one after another; latency seen by the client."""
-    from benchmarks.run import percentile
+    from rag.metrics import percentile
 
     latencies: list[float] = []
     statuses: Counter[int] = Counter()

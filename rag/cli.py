@@ -17,6 +17,8 @@ from rich.markup import escape
 from rag.errors import RagError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from rag.answering import Answer, Turn
     from rag.assistant import Assistant
 
@@ -253,6 +255,69 @@ def chat_cmd(index_dir: IndexDir = None) -> None:
         history.append(Turn(question=answer.standalone_question, answer=answer.answer))
 
 
+def _eval_progress(as_json: bool) -> Progress:
+    """A progress bar on stderr, shown on a terminal and not with --json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, disable=as_json or not err.is_terminal)
+
+
+def _eval_support(
+    support: Path,
+    limit: int | None,
+    sample: int | None,
+    seed: int,
+    threshold: float | None,
+    out_dir: Path,
+    as_json: bool,
+) -> None:
+    """``rag eval --support``: the support verifier on labelled (claim, quote) pairs; support.json and support.md."""
+    from rag.config import load_settings
+    from rag.llm import ChatModel
+    from rag.support import evaluate_support, load_support_set, support_markdown
+
+    pairs = load_support_set(support)
+    if sample is not None:
+        import random
+
+        pairs = sorted(random.Random(seed).sample(pairs, min(sample, len(pairs))), key=pairs.index)
+    pairs = pairs[:limit] if limit is not None else pairs
+    with _eval_progress(as_json) as progress:
+        task = progress.add_task("pairs", total=len(pairs))
+        report = evaluate_support(
+            ChatModel(load_settings()).judge_model, pairs, threshold=threshold,
+            on_pair=lambda n, total: progress.update(task, completed=n),
+        )  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "support.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "support.md").write_text(support_markdown(report), encoding="utf-8")
+    if as_json:
+        _print_json({k: v for k, v in report.items() if k != "items"})
+    else:
+        out.print(support_markdown(report).split("By kind")[0].rstrip())
+        out.print(f"Report: {out_dir / 'support.md'} (and support.json).")
+
+
+def _print_eval_table(report: dict[str, Any], out_dir: Path) -> None:
+    """The headline metrics of an eval run as a table, and where its report is."""
+    from rich.table import Table
+
+    from rag.eval import HEADLINE
+
+    table = Table(title=f"{report['dataset']['name']}: {report['aggregates']['items']} questions")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in ["items", "failed", *HEADLINE]:
+        value = report["aggregates"].get(name)
+        table.add_row(
+            name,
+            "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) and value <= 1 else str(value),
+        )
+    out.print(table)
+    out.print(f"Report: {out_dir / 'report.md'} (and report.json, plots) in {report['seconds']:.0f}s.")
+
+
 @app.command("eval")
 @_reports_errors
 def eval_cmd(
@@ -296,71 +361,32 @@ def eval_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Score answers and citations against a reference Q&A set; write report.json, report.md and plots."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from rag.config import load_settings
-    from rag.evaluation import baseline_from, check_gate, evaluate, load_baseline
+    from rag.eval import EvalOptions, baseline_from, check_gate, evaluate, load_baseline
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     if support is not None:
-        from rag.llm import ChatModel
-        from rag.support import evaluate_support, load_support_set, support_markdown
-
-        pairs = load_support_set(support)
-        if sample is not None:
-            import random
-
-            pairs = sorted(random.Random(seed).sample(pairs, min(sample, len(pairs))), key=pairs.index)
-        pairs = pairs[:limit] if limit is not None else pairs
-        out_dir = out_path or Path("eval-out") / support.stem
-        with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
-            task = progress.add_task("pairs", total=len(pairs))
-            report = evaluate_support(
-                ChatModel(load_settings()).judge_model, pairs, threshold=threshold,
-                on_pair=lambda n, total: progress.update(task, completed=n),
-            )  # fmt: skip
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "support.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        (out_dir / "support.md").write_text(support_markdown(report), encoding="utf-8")
-        if as_json:
-            _print_json({k: v for k, v in report.items() if k != "items"})
-        else:
-            out.print(support_markdown(report).split("By kind")[0].rstrip())
-            out.print(f"Report: {out_dir / 'support.md'} (and support.json).")
+        _eval_support(support, limit, sample, seed, threshold, out_path or Path("eval-out") / support.stem, as_json)
         return
     baseline = load_baseline(check) if check else None
     out_dir = out_path or Path("eval-out") / dataset.stem
-    with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
+    with _eval_progress(as_json) as progress:
         task = progress.add_task("questions", total=None)
 
         def on_item(result: Any, n: int, total: int) -> None:
             progress.update(task, completed=n, total=total, description=f"{result.id} ({result.kind})")
 
-        report, _ = evaluate(
-            load_settings(), dataset, out_dir, corpus=corpus, limit=limit, sample=sample, seed=seed,
-            resume=resume, judge=judge, retrieval_only=retrieval_only, on_item=on_item,
+        options = EvalOptions(
+            corpus=corpus, limit=limit, sample=sample, seed=seed, resume=resume, judge=judge,
+            retrieval_only=retrieval_only, on_item=on_item,
         )  # fmt: skip
+        report, _ = evaluate(load_settings(), dataset, out_dir, options)
     failures = check_gate(report["aggregates"], baseline) if baseline else []
     if write_baseline:
         write_baseline.write_text(json.dumps(baseline_from(report["aggregates"]), indent=2) + "\n", encoding="utf-8")
     if as_json:
         _print_json({**report, "gate": {"baseline": str(check) if check else None, "failures": failures}})
     else:
-        from rich.table import Table
-
-        from rag.eval_report import HEADLINE
-
-        table = Table(title=f"{report['dataset']['name']}: {report['aggregates']['items']} questions")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for name in ["items", "failed", *HEADLINE]:
-            value = report["aggregates"].get(name)
-            table.add_row(
-                name,
-                "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) and value <= 1 else str(value),
-            )
-        out.print(table)
-        out.print(f"Report: {out_dir / 'report.md'} (and report.json, plots) in {report['seconds']:.0f}s.")
+        _print_eval_table(report, out_dir)
     if failures:
         for failure in failures:
             err.print(f"[red]regression:[/] {escape(failure)}")

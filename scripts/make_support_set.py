@@ -75,7 +75,7 @@ def names_in(text: str) -> list[str]:
 
 class Rewriter:
     def __init__(self) -> None:
-        from rag.answering import ChatModel
+        from rag.llm import ChatModel
 
         self.model = ChatModel(load_settings(config_file=None, env={}))
 

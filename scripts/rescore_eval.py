@@ -3,7 +3,7 @@
     python scripts/rescore_eval.py eval-out/seeds/items.jsonl evals/seeds.jsonl [--limit N]
 
 Prints the aggregates and the per-kind table of keyword accuracy, answered_correct, wrong_but_verified and
-abstention, computed by rag.evaluation from the stored answers (no model is called).
+abstention, computed by rag.eval from the stored answers (no model is called).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.evaluation import aggregate, by_kind, correctness_scores, load_dataset, read_results, strip_markers
+from rag.eval.datasets import load_dataset
+from rag.eval.run import read_results
+from rag.eval.scoring import aggregate, by_kind, correctness_scores, strip_markers
 
 SHOWN = ("answered_correct", "keyword_accuracy_answerable", "wrong_but_verified", "abstention_precision",
          "abstention_recall", "abstention_f1", "contains_answer_answerable", "evidence_gold_recall",

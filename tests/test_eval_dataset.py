@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rag import evaluation
 from rag.clean import classify
+from rag.eval import datasets
 from rag.metrics import leading_yes_no
 from rag.types import Segment
 
@@ -86,7 +86,7 @@ def _alternatives(keyword: str) -> list[str]:
 
 
 def test_these_kinds_are_the_loaders_kinds() -> None:
-    assert set(evaluation.KINDS) - {"squad"} == KINDS  # "squad": what the loader gives SQuAD v2.0 questions
+    assert set(datasets.KINDS) - {"squad"} == KINDS  # "squad": what the loader gives SQuAD v2.0 questions
 
 
 def test_dataset_size_and_unique_ids() -> None:

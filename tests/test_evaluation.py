@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,20 +11,10 @@ from typing import Any
 import pytest
 
 from rag.errors import ConfigError
-from rag.evaluation import (
-    DatasetError,
-    EvalItem,
-    ItemResult,
-    aggregate,
-    by_kind,
-    check_gate,
-    correctness_scores,
-    evaluate,
-    judge_entails,
-    load_baseline,
-    load_dataset,
-    read_results,
-)
+from rag.eval import EvalOptions, check_gate, evaluate, load_baseline
+from rag.eval.datasets import DatasetError, EvalItem, load_dataset
+from rag.eval.run import read_results
+from rag.eval.scoring import ItemResult, aggregate, by_kind, correctness_scores, judge_entails
 from rag.prompts import load_prompt
 from tests.conftest import REPO, SEEDS, make_settings
 from tests.fake_openai import FakeOpenAI, RecordedRequest
@@ -344,7 +335,7 @@ def test_a_failed_question_is_recorded_and_an_interrupted_run_resumes(tmp_path: 
     settings = make_settings(tmp_path / "unused", llm__base_url=fake.base_url, llm__model="fake", llm__max_retries=0)
     fake.fail_first = 1  # the first request of the run fails with HTTP 500
     out = tmp_path / "out"
-    report, results = evaluate(settings, dataset, out, corpus=SEEDS, judge=False)
+    report, results = evaluate(settings, dataset, out, EvalOptions(corpus=SEEDS, judge=False))
     assert [r.error is not None for r in results] == [True, False, False]
     assert "HTTP 500" in (results[0].error or "")
     assert report["aggregates"]["failed"] == 1 and report["aggregates"]["keyword_accuracy_answerable"] == 1.0
@@ -355,7 +346,7 @@ def test_a_failed_question_is_recorded_and_an_interrupted_run_resumes(tmp_path: 
     (out / "items.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:40])
     assert set(read_results(out / "items.jsonl")) == {"q0", "q1"}
     asked_before = len(questions_asked(fake))
-    report, results = evaluate(settings, dataset, out, corpus=SEEDS, judge=False, resume=True)
+    report, results = evaluate(settings, dataset, out, EvalOptions(corpus=SEEDS, judge=False, resume=True))
     assert len(questions_asked(fake)) - asked_before == 2  # q0 (it had failed) and q2 (cut off); not q1
     assert [r.error for r in results] == [None, None, None]
     assert report["aggregates"]["failed"] == 0
@@ -364,7 +355,7 @@ def test_a_failed_question_is_recorded_and_an_interrupted_run_resumes(tmp_path: 
 def test_squad_eval_indexes_its_own_corpus(tmp_path: Path, fake: FakeOpenAI) -> None:
     fake.reply_for = lambda messages: "YES" if is_judge_prompt(messages) else "The talks lasted four hours [1]."
     settings = make_settings(tmp_path / "unused", llm__base_url=fake.base_url, llm__model="fake", llm__max_retries=0)
-    report, results = evaluate(settings, SQUAD, tmp_path / "squad", judge=False, limit=4)
+    report, results = evaluate(settings, SQUAD, tmp_path / "squad", EvalOptions(judge=False, limit=4))
     assert report["dataset"]["corpus"] == str(tmp_path / "squad" / "corpus")
     by_id = {r.id: r for r in results}
     assert by_id["sochi1"].scores["contains_answer"] == 1.0 and by_id["sochi1"].gold_rank == 1
@@ -374,9 +365,9 @@ def test_squad_eval_indexes_its_own_corpus(tmp_path: Path, fake: FakeOpenAI) -> 
 def test_retrieval_only_measures_the_evidence_the_model_would_see(tmp_path: Path, fake: FakeOpenAI) -> None:
     fake.reply_for = lambda messages: "YES" if is_judge_prompt(messages) else "The talks lasted four hours [1]."
     settings = make_settings(tmp_path / "unused", llm__base_url=fake.base_url, llm__model="fake", llm__max_retries=0)
-    _, answered = evaluate(settings, SQUAD, tmp_path / "asked", judge=False)
+    _, answered = evaluate(settings, SQUAD, tmp_path / "asked", EvalOptions(judge=False))
     asked = len(fake.chat_requests)
-    report, results = evaluate(settings, SQUAD, tmp_path / "searched", judge=False, retrieval_only=True)
+    report, results = evaluate(settings, SQUAD, tmp_path / "searched", EvalOptions(judge=False, retrieval_only=True))
     assert len(fake.chat_requests) == asked  # no model call
     by_id = {r.id: r for r in results}
     assert by_id["sochi1"].scores["evidence_gold_recall"] == 1.0
@@ -385,6 +376,17 @@ def test_retrieval_only_measures_the_evidence_the_model_would_see(tmp_path: Path
     seen = {r.id: r.scores.get("evidence_gold_recall") for r in answered}
     assert {r.id: r.scores.get("evidence_gold_recall") for r in results} == seen
     assert report["aggregates"]["evidence_gold_recall"] is not None
+
+
+def test_evaluate_leaves_the_callers_settings_as_they_were(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "callers-index")
+    before = copy.deepcopy(settings)
+    report, _ = evaluate(settings, SQUAD, tmp_path / "out", EvalOptions(retrieval_only=True, limit=2))
+    assert settings == before  # every section, every field
+    assert settings.index.dir == str(tmp_path / "callers-index")
+    assert not (tmp_path / "callers-index").exists()
+    # The run indexed into its own folder, with a copy of the settings that says so.
+    assert report["fingerprint"]["settings"]["index"]["dir"] == str(tmp_path / "out" / "index")
 
 
 def test_a_separate_judge_scores_alce_and_its_key_stays_out_of_the_report(tmp_path: Path, fake: FakeOpenAI) -> None:
@@ -403,7 +405,7 @@ def test_a_separate_judge_scores_alce_and_its_key_stays_out_of_the_report(tmp_pa
             eval__judge_model="judge-model",
             eval__judge_api_key="judge-secret",
         )
-        report, results = evaluate(settings, dataset, tmp_path / "out", corpus=SEEDS)
+        report, results = evaluate(settings, dataset, tmp_path / "out", EvalOptions(corpus=SEEDS))
         judge_requests = judge.chat_requests
     assert results[0].scores["alce_recall"] == 1.0
     assert judge_requests and all(is_judge_prompt(r.messages) for r in judge_requests)
@@ -438,7 +440,7 @@ def test_half_a_judge_setting_is_refused_before_indexing(
 @pytest.mark.llm
 def test_end_to_end_eval_with_the_real_model(tmp_path: Path) -> None:
     dataset = REPO / "evals" / "seeds.jsonl"
-    report, results = evaluate(make_settings(tmp_path / "unused"), dataset, tmp_path / "run", limit=3)
+    report, results = evaluate(make_settings(tmp_path / "unused"), dataset, tmp_path / "run", EvalOptions(limit=3))
     agg = report["aggregates"]
     assert agg["items"] == 3 and agg["failed"] == 0
     for name in ("retrieval_recall@5", "keyword_accuracy_answerable", "alce_recall", "first_token_ms_p50"):
@@ -451,7 +453,7 @@ def test_end_to_end_eval_with_the_real_model(tmp_path: Path) -> None:
 
 
 def test_a_written_baseline_passes_its_own_run_and_catches_a_drop() -> None:
-    from rag.evaluation import GATE_METRICS, baseline_from
+    from rag.eval.gate import GATE_METRICS, baseline_from
 
     aggregates = {name: 0.8 for name in GATE_METRICS} | {"total_ms_p50": 4000.0, "alce_recall": None}
     aggregates |= {"answerable": 10, "abstention_tp": 2, "abstention_fn": 2, "abstention_fp": 1}
@@ -474,4 +476,4 @@ def test_two_runs_into_one_folder_are_refused(tmp_path: Path) -> None:
     from rag.store import write_lock
 
     with write_lock(tmp_path / "out", "rag eval"), pytest.raises(RagError, match="another `rag eval` is writing"):
-        evaluate(make_settings(tmp_path / "unused"), SQUAD, tmp_path / "out", judge=False)
+        evaluate(make_settings(tmp_path / "unused"), SQUAD, tmp_path / "out", EvalOptions(judge=False))

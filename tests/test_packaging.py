@@ -46,6 +46,7 @@ def test_the_wheel_carries_the_prompts_and_loads_them_from_another_folder(tmp_pa
     assert prompts and {f"rag/_prompts/{name}" for name in prompts} <= names
     assert "rag/web/chat.html" in names
     assert {"rag/server/__init__.py", "rag/server/app.py"} <= names  # the server is a subpackage
+    assert {f"rag/eval/{m}.py" for m in ("__init__", "datasets", "scoring", "run", "gate", "report")} <= names
     # From a folder with no prompts/ beside it, the installed package reads its own copy of each prompt.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rag.evaluation import ItemResult
+from rag.eval.scoring import ItemResult
 
 # Metric definitions, shown in the Markdown report next to the numbers.
 DEFINITIONS = {
@@ -149,6 +149,21 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
     import matplotlib.pyplot as plt
 
     paths = []
+    for name, draw, size in (
+        ("metrics_by_kind.png", _plot_by_kind, (9, 4)),
+        ("latency.png", _plot_latency, (7, 3.5)),
+        ("gold_rank.png", _plot_gold_rank, (7, 3.5)),
+    ):
+        fig, ax = plt.subplots(figsize=size)
+        draw(ax, report, results)
+        fig.tight_layout()
+        paths.append(out_dir / name)
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
+
+
+def _plot_by_kind(ax: Any, report: dict[str, Any], results: list[ItemResult]) -> None:
     kinds = list(report["by_kind"])
     series = {
         "keyword accuracy": [report["by_kind"][k].get("keyword_accuracy_answerable") for k in kinds],
@@ -161,7 +176,6 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
             for k in kinds
         ],
     }
-    fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         xs = [x + i * width for x in range(len(kinds))]
@@ -170,12 +184,9 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
     ax.set_ylim(0, 1.05)
     ax.set_title("Metrics per question kind")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "metrics_by_kind.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+
+def _plot_latency(ax: Any, report: dict[str, Any], results: list[ItemResult]) -> None:
     total = [r.timings_ms["total"] / 1000 for r in results if "total" in r.timings_ms and r.error is None]
     first = [r.timings_ms["first_token"] / 1000 for r in results if "first_token" in r.timings_ms]
     ax.hist([total, first], bins=15, label=["total", "first token"])
@@ -183,12 +194,9 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
     ax.set_ylabel("questions")
     ax.set_title("Latency per question")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out_dir / "latency.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+
+def _plot_gold_rank(ax: Any, report: dict[str, Any], results: list[ItemResult]) -> None:
     ranks = [r.gold_rank for r in results if r.answerable and r.error is None]
     labels = [str(k) for k in range(1, 11)] + ["miss"]
     counts = [sum(1 for x in ranks if x == k) for k in range(1, 11)] + [sum(1 for x in ranks if x is None)]
@@ -196,8 +204,3 @@ def _plots(out_dir: Path, report: dict[str, Any], results: list[ItemResult]) -> 
     ax.set_xlabel("rank of the first retrieved chunk overlapping gold support")
     ax.set_ylabel("questions")
     ax.set_title("Retrieval rank of the gold passage")
-    fig.tight_layout()
-    paths.append(out_dir / "gold_rank.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths
