@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -37,27 +36,13 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from benchmarks import scale, serve, startup  # noqa: E402
+from benchmarks.common import QUERIES, machine  # noqa: E402
 from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedders import load_embedder  # noqa: E402
 from rag.metrics import percentile  # noqa: E402
 from rag.types import EMBED_BACKENDS  # noqa: E402
-
-QUERIES = [
-    "What did Russia offer the United States during the Istanbul talks?",
-    "Who will replace Anatoly Antonov as Russia's ambassador in Washington?",
-    "What did Ryabkov say about resuming direct flights?",
-    "Why was a Russian charter plane allowed to land in Washington?",
-    "How long did Kerry's talks in Sochi last?",
-    "Who is the chief of Russia's Northern Fleet?",
-    "How much Arctic sea shelf did Russia claim?",
-    "What did readers say about Lavrov?",
-]
-
-
-def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
 def make_corpus(workdir: Path, source: Path, multiply: int) -> Path:

@@ -232,7 +232,7 @@ def sweep(
 
 def query_encoding() -> dict[str, Any]:
     """p50 of encoding one question with the configured embedder, as each search does before the index part."""
-    from benchmarks.run import QUERIES
+    from benchmarks.common import QUERIES
     from rag.embedders import load_embedder
 
     embedder = load_embedder(load_settings(env={}).embed)
@@ -252,7 +252,7 @@ def bm25_latency(n: int) -> dict[str, Any]:
     import random
     import re
 
-    from benchmarks.run import QUERIES, REPO
+    from benchmarks.common import QUERIES, REPO
     from rag.lexical import BM25Index
 
     words = re.findall(r"[A-Za-z’']+", " ".join(p.read_text(encoding="utf-8") for p in (REPO / "seeds").iterdir()))
@@ -292,7 +292,7 @@ def suite_scale(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Build time, memory, latency and recall@10 of each index kind at each size (see the module docstring)."""
     import faiss
 
-    from benchmarks.run import machine
+    from benchmarks.common import machine
 
     sizes = SMOKE_SIZES if args.smoke else sorted(sizes_of(args.sizes))
     if not sizes:

@@ -91,7 +91,7 @@ def load_run(port: int, path: str, bodies: list[dict[str, Any]], clients: int, r
 
 
 def suite_serve(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from benchmarks.run import QUERIES, machine
+    from benchmarks.common import QUERIES, machine
     from rag.llm import free_port
 
     index_dir = workdir / "index"

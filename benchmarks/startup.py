@@ -64,8 +64,9 @@ retriever.index.faiss_index, retriever.index.bm25
 mark("search_load")
 result = assistant.search(sys.argv[1])
 mark("search")
+from rag.schemas import SearchResponse, dump
 with redirect_stdout(io.StringIO()):
-    rag.cli._print_json(result.to_json())
+    rag.cli.common.print_json(dump(SearchResponse.of(result)))
 mark("render_json")
 print(json.dumps({"phases_ms": marks, "backend": embedder.backend, "torch_imported": "torch" in sys.modules}))
 """
@@ -101,7 +102,7 @@ def _timed(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> d
 
 
 def suite_startup(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from benchmarks.run import machine
+    from benchmarks.common import machine
 
     settings = load_settings(env={})
     settings.index.dir = str(workdir / "index")

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from rag.citations import (
     Citation,
@@ -55,34 +54,6 @@ class Answer:
     usage: dict[str, int]
     standalone_question: str
     unsupported: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``rag ask --json`` contract of docs/contracts.md."""
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "abstained": self.abstained,
-            "citations": [c.to_json() for c in self.citations],
-            "passages": [
-                {
-                    "rank": p.n,
-                    "score": round(float(p.hit.score), 6),
-                    "doc_id": p.doc_id,
-                    "chunk_id": p.hit.chunk.chunk_id,
-                    "section": p.section,
-                    "start": p.start,
-                    "end": p.end,
-                    "text": p.text,
-                }
-                for p in self.passages
-            ],
-            "model": self.model,
-            "prompt": {"name": self.prompt.name, "sha256": self.prompt.sha256},
-            "timings_ms": self.timings_ms,
-            "usage": self.usage,
-            "standalone_question": self.standalone_question,
-            "unsupported": self.unsupported,
-        }
 
 
 def standalone_question(model: LanguageModel, question: str, history: list[Turn], turns: int) -> str:

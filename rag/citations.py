@@ -89,17 +89,6 @@ class Citation:
     supported: bool
     section: str
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "doc_id": self.doc_id,
-            "start": self.start,
-            "end": self.end,
-            "quote": self.quote,
-            "supported": self.supported,
-            "section": self.section,
-        }
-
 
 @dataclass(frozen=True)
 class Claim:

@@ -66,29 +66,12 @@ class Hit:
     rank: int
     title: str = ""
 
-    def to_json(self) -> dict[str, object]:
-        """The search-hit shape of docs/contracts.md."""
-        c = self.chunk
-        return {
-            "rank": self.rank,
-            "score": round(float(self.score), 6),
-            "doc_id": c.doc_id,
-            "chunk_id": c.chunk_id,
-            "section": c.section,
-            "start": c.start,
-            "end": c.end,
-            "text": c.text,
-        }
-
 
 @dataclass(frozen=True)
 class SearchResult:
     query: str
     mode: str
     hits: list[Hit]
-
-    def to_json(self) -> dict[str, object]:
-        return {"query": self.query, "mode": self.mode, "hits": [h.to_json() for h in self.hits]}
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from rag.answering import Answer
 from rag.assistant import Assistant
 from rag.config import Settings, load_settings
+from tests.fake_openai import FakeOpenAI
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -52,6 +55,25 @@ def seeds_assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
     assistant = Assistant(make_settings(tmp_path_factory.mktemp("seeds-index")))
     assistant.build_index([str(SEEDS)])
     return assistant
+
+
+@pytest.fixture()
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible endpoint on loopback whose replies a test sets (``reply``, ``reply_for``, ...)."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+def check_citations(assistant: Assistant, answer: Answer) -> None:
+    """The citation contract: every marker has a citation, numbered 1..n by first use; every citation is
+    supported and quotes its document at its exact offsets, a sentence rather than a heading or table row."""
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
+    assert markers == {c.n for c in answer.citations}
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    for citation in answer.citations:
+        assert citation.supported and citation.quote.strip()
+        assert assistant.document(citation.doc_id).text[citation.start : citation.end] == citation.quote
+        assert not citation.quote.lstrip().startswith(("#", "|", "- ")), citation.quote  # structure, not a quote
 
 
 def pytest_configure(config: pytest.Config) -> None:

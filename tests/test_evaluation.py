@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -321,12 +320,9 @@ def questions_asked(fake: FakeOpenAI) -> list[RecordedRequest]:
 
 
 @pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    def reply_for(messages: list[dict[str, str]]) -> str:
-        return "YES" if is_judge_prompt(messages) else TRUE_SENTENCE
-
-    with FakeOpenAI(reply_for=reply_for) as server:
-        yield server
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    fake_openai.reply_for = lambda messages: "YES" if is_judge_prompt(messages) else TRUE_SENTENCE
+    return fake_openai
 
 
 def test_a_failed_question_is_recorded_and_an_interrupted_run_resumes(tmp_path: Path, fake: FakeOpenAI) -> None:

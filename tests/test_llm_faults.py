@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from rag.answering import ABSTAIN_TEXT, Answer, Turn
 from rag.assistant import Assistant
 from rag.errors import LLMError
-from tests.conftest import SEEDS, make_settings
+from tests.conftest import SEEDS, check_citations, make_settings
 from tests.fake_openai import FakeOpenAI, Messages, is_judge_request
 
 QUESTION = "Who is the chief of Russia's Northern Fleet?"
@@ -30,22 +29,14 @@ def answering(reply: str) -> Callable[[Messages], str]:
     return reply_for
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real index of the seeds (bundled embedder, FAISS) for the whole module."""
-    path = tmp_path_factory.mktemp("llm-faults-index")
-    Assistant(make_settings(path)).build_index([str(SEEDS)])
-    return path
+@pytest.fixture()
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    fake_openai.reply_for = answering(TRUE_SENTENCE)
+    return fake_openai
 
 
 @pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(reply_for=answering(TRUE_SENTENCE)) as server:
-        yield server
-
-
-@pytest.fixture()
-def make_assistant(index_dir: Path, fake: FakeOpenAI) -> Callable[..., Assistant]:
+def make_assistant(seeds_assistant: Assistant, fake: FakeOpenAI) -> Callable[..., Assistant]:
     """Assistants over the seeds index whose model is ``fake``; overrides such as ``llm__max_retries=2``."""
 
     def make(**overrides: object) -> Assistant:
@@ -55,7 +46,7 @@ def make_assistant(index_dir: Path, fake: FakeOpenAI) -> Callable[..., Assistant
             "llm__timeout": 10.0,
             "llm__max_retries": 0,
         }
-        return Assistant(make_settings(index_dir, **{**llm, **overrides}))
+        return Assistant(make_settings(seeds_assistant.index_dir, **{**llm, **overrides}))
 
     return make
 
@@ -66,15 +57,6 @@ def streamed(assistant: Assistant, question: str) -> tuple[str, Answer]:
     final = events[-1]
     assert isinstance(final, Answer)
     return "".join(e for e in events if isinstance(e, str)), final
-
-
-def assert_citations_are_exact(assistant: Assistant, answer: Answer) -> None:
-    """Every marker in the answer has a citation, and every citation quotes the document at its offsets."""
-    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)}
-    assert markers == {c.n for c in answer.citations}
-    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
-    for citation in answer.citations:
-        assert citation.quote == assistant.document(citation.doc_id).text[citation.start : citation.end]
 
 
 # --- HTTP errors, retries, timeouts --------------------------------------------------------------------
@@ -109,7 +91,7 @@ def test_one_server_error_then_success_is_retried_and_the_answer_verified(
     assert not answer.abstained
     assert "Moiseyev" in answer.answer
     assert any("Moiseyev" in c.quote and c.doc_id == "004_ef5f7f6cb4511981.txt" for c in answer.citations)
-    assert_citations_are_exact(assistant, answer)
+    check_citations(assistant, answer)
 
 
 def test_slow_server_times_out_with_the_timeout_named(
@@ -310,7 +292,7 @@ def test_a_refusal_is_asked_once_more_to_copy_the_sentence_that_answers(
     text, answer = streamed(assistant, QUESTION) if stream else ("", assistant.ask(QUESTION))
 
     assert not answer.abstained and "Moiseyev" in answer.answer and "Northern Fleet" in answer.answer
-    assert_citations_are_exact(assistant, answer)
+    check_citations(assistant, answer)
     copies = [r for r in fake.chat_requests if asked_to_copy(r.messages)]
     assert len(copies) == 1
     first = next(r for r in fake.chat_requests if not is_judge_request(r.messages) and not asked_to_copy(r.messages))
@@ -370,7 +352,7 @@ def test_an_answer_whose_wording_fails_is_shown_in_its_source_words(
     assert not answer.abstained and answer.timings_ms.get("source_words") == 1
     assert "Adm. Alexander Moiseyev" in answer.answer and "Northern Fleet" in answer.answer
     assert answer.unsupported == ["Alexander Moiseyev"]
-    assert_citations_are_exact(make_assistant(), answer)
+    check_citations(make_assistant(), answer)
     assert "Moiseyev" in answer.citations[0].quote
 
 
@@ -442,7 +424,7 @@ def test_a_two_part_question_is_answered_part_by_part(
     asked = [r for r in fake.chat_requests if not is_judge_request(r.messages) and not asked_to_copy(r.messages)]
     assert len(asked) == 2  # one model call per part
     assert "Moiseyev" in answer.answer and "airplane" in answer.answer
-    assert_citations_are_exact(assistant, answer)
+    check_citations(assistant, answer)
     assert len({c.doc_id for c in answer.citations}) == 2
     assert [p.n for p in answer.passages] == list(range(1, len(answer.passages) + 1))
     seen = len(fake.chat_requests)
@@ -490,7 +472,7 @@ def test_invented_marker_and_hallucination_never_reach_the_answer(
     assert "Paris" not in answer.answer
     assert f"{HALLUCINATION}." in answer.unsupported
     assert not answer.abstained
-    assert_citations_are_exact(assistant, answer)
+    check_citations(assistant, answer)
 
 
 def test_streaming_gives_the_same_answer_as_not_streaming(
@@ -505,7 +487,7 @@ def test_streaming_gives_the_same_answer_as_not_streaming(
 
     assert not whole.abstained
     assert text == whole.answer == final.answer
-    assert [c.to_json() for c in final.citations] == [c.to_json() for c in whole.citations]
+    assert final.citations == whole.citations
     stream_request = next(r for r in fake.chat_requests if r.body and r.body.get("stream"))
     assert stream_request.body is not None
     assert stream_request.body["stream_options"] == {"include_usage": True}
@@ -541,7 +523,7 @@ def test_follow_up_is_rewritten_before_retrieval(fake: FakeOpenAI, make_assistan
     retrieved = {h.chunk.chunk_id for h in assistant.search(standalone, k=assistant.settings.answer.k).hits}
     assert {p.hit.chunk.chunk_id for p in answer.passages} <= retrieved
     assert "navigation rules" in answer.answer
-    assert_citations_are_exact(assistant, answer)
+    check_citations(assistant, answer)
 
 
 def test_endpoint_down_names_the_endpoint_and_the_fix(make_assistant: Callable[..., Assistant]) -> None:

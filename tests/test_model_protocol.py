@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rag.assistant import Assistant
 from rag.llm import LanguageModel
-from tests.conftest import make_settings
+from tests.conftest import check_citations, make_settings
 from tests.fake_model import FunctionModel, Messages
 
 QUESTION = "Who is the chief of Russia's Northern Fleet?"
@@ -32,6 +32,7 @@ def test_a_supported_sentence_is_shown_with_its_quote(seeds_assistant: Assistant
     judged = model.judge_model.asked
     assert judged and judged[0][0] == QUESTION and "Moiseyev" in judged[0][1] and "Moiseyev" in judged[0][2]
     assert answer.model == "function-model"
+    check_citations(seeds_assistant, answer)
 
 
 def test_the_judge_score_decides_at_the_threshold(seeds_assistant: Assistant) -> None:

@@ -18,9 +18,12 @@ from typing import Any
 
 import openai
 import pytest
+from typer.testing import CliRunner
 
 from rag.answering import ABSTAIN_TEXT
 from rag.assistant import Assistant
+from rag.cli import app
+from rag.schemas import AskResponse, SearchResponse, dump
 from rag.server.queue import LLMQueue, QueueFull
 from tests.conftest import SEEDS, make_settings
 from tests.fake_openai import FakeOpenAI
@@ -210,7 +213,7 @@ def test_unanswerable_question_is_an_abstention(server: LiveServer) -> None:
 def test_ask_route_returns_what_rag_ask_json_prints(server: LiveServer, seeds_assistant: Assistant) -> None:
     status, _, body = request(server.url, "POST", "/v1/ask", {"question": QUESTION})
     assert status == 200
-    assert set(body) == set(seeds_assistant.ask(QUESTION).to_json())
+    assert set(body) == set(AskResponse.model_fields)
     assert not body["abstained"] and "Moiseyev" in body["answer"]
     check_citations(server.url, body["answer"], body["citations"])
 
@@ -245,7 +248,7 @@ def test_client_disconnecting_mid_stream_frees_its_slot(server: LiveServer) -> N
 def test_search_route_returns_what_rag_search_json_prints(server: LiveServer, seeds_assistant: Assistant) -> None:
     status, _, body = request(server.url, "POST", "/v1/search", {"query": "Northern Fleet", "k": 4, "mode": "bm25"})
     assert status == 200
-    assert body == json.loads(json.dumps(seeds_assistant.search("Northern Fleet", k=4, mode="bm25").to_json()))
+    assert body == dump(SearchResponse.of(seeds_assistant.search("Northern Fleet", k=4, mode="bm25")))
 
 
 def test_documents_route_serves_indexed_documents_only(server: LiveServer) -> None:
@@ -253,6 +256,10 @@ def test_documents_route_serves_indexed_documents_only(server: LiveServer) -> No
     status, _, body = request(server.url, "GET", f"/v1/documents/{doc_id}")
     assert status == 200 and body["text"] == (SEEDS / doc_id).read_text(encoding="utf-8")
     assert body["length"] == len(body["text"]) and body["doc_id"] == doc_id
+    # The same object as `rag show DOC_ID --json` (one schema, rag/schemas.py).
+    shown = CliRunner().invoke(app, ["show", doc_id, "--json", "--index-dir", str(server.assistant.index_dir)])
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == body
+    assert set(body) == {"doc_id", "title", "metadata", "start", "end", "length", "text"}
     for outside in ("../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "/etc/passwd", "..%2F..%2Fpyproject.toml"):
         status, _, body = request(server.url, "GET", f"/v1/documents/{outside}")
         assert status == 404, outside

@@ -12,6 +12,7 @@ from typing import Any
 
 from rag import metrics
 from rag.eval.datasets import EvalItem
+from rag.schemas import CitationOut, dump
 
 RETRIEVAL_K = (1, 3, 5, 10)
 Entails = metrics.Entails
@@ -112,7 +113,7 @@ def score_item(
         answerable=item.answerable,
         answer=answer.answer,
         abstained=answer.abstained,
-        citations=[c.to_json() for c in answer.citations],
+        citations=[dump(CitationOut.of(c)) for c in answer.citations],
         scores=scores,
         timings_ms=dict(answer.timings_ms),
         usage=dict(answer.usage),

@@ -13,9 +13,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from rag.answering import Turn
 from rag.errors import InputError, RagError
+from rag.schemas import AskResponse, DocumentOut, SearchResponse, dump
 from rag.server.errors import ApiError, error_responses
 from rag.server.middleware import KEY_REQUIRED
-from rag.server.schemas import MODEL_ID, AskRequest, AskResponse, DocumentOut, Health, SearchRequest, SearchResponse
+from rag.server.schemas import MODEL_ID, AskRequest, Health, SearchRequest
 from rag.server.state import State
 from rag.server.streaming import client_gone, final_answer
 
@@ -41,7 +42,7 @@ async def ask(body: AskRequest, request: Request, state: State) -> Any:
     history = [Turn(question=t.question, answer=t.answer) for t in body.history]
     run = await state.start_answer(request, body.question, history)
     answer = await final_answer(run) if run is not None else None
-    return client_gone() if answer is None else answer.to_json()
+    return client_gone() if answer is None else dump(AskResponse.of(answer))
 
 
 @router.post(
@@ -52,9 +53,8 @@ async def ask(body: AskRequest, request: Request, state: State) -> Any:
 )
 def search(body: SearchRequest, state: State) -> Any:
     """The same JSON as `rag search --json`."""
-    return state.assistant.search(
-        body.query, k=body.k, mode=body.mode, doc_ids=body.doc_ids, sections=body.sections
-    ).to_json()
+    result = state.assistant.search(body.query, k=body.k, mode=body.mode, doc_ids=body.doc_ids, sections=body.sections)
+    return dump(SearchResponse.of(result))
 
 
 @router.get(
@@ -69,7 +69,7 @@ def document(doc_id: str, state: State) -> Any:
         doc = state.assistant.document(doc_id)
     except InputError as exc:
         raise ApiError(404, str(exc), "invalid_request_error", "document_not_found") from exc
-    return {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "length": len(doc.text)}
+    return dump(DocumentOut.of(doc))
 
 
 # -- open routes: health and the chat page --

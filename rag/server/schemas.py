@@ -1,4 +1,6 @@
-"""The request and response shapes of the API: Pydantic models, which FastAPI turns into the OpenAPI schema."""
+"""The request and response shapes of the API: Pydantic models, which FastAPI turns into the OpenAPI schema.
+
+The shapes of results (hits, citations, answers, documents) are ``rag.schemas``', shared with `rag ... --json`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.schemas import CitationOut
 from rag.types import SearchMode
 
 MODEL_ID = "rag"
@@ -43,16 +46,6 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-
-
-class CitationOut(BaseModel):
-    n: int
-    doc_id: str
-    start: int = Field(description="Character offset into the document text (GET /v1/documents/{doc_id}).")
-    end: int
-    quote: str = Field(description="Exactly text[start:end].")
-    supported: bool
-    section: str
 
 
 class AssistantMessage(BaseModel):
@@ -135,29 +128,12 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
-class HitOut(BaseModel):
-    rank: int
-    score: float
-    doc_id: str
-    chunk_id: str
-    section: str
-    start: int
-    end: int
-    text: str
-
-
 class SearchRequest(BaseModel):
     query: str
     k: int | None = Field(default=None, ge=1, le=100)
     mode: SearchMode | None = None
     doc_ids: list[str] | None = None
     sections: list[str] | None = None
-
-
-class SearchResponse(BaseModel):
-    query: str
-    mode: str
-    hits: list[HitOut]
 
 
 class TurnIn(BaseModel):
@@ -168,32 +144,6 @@ class TurnIn(BaseModel):
 class AskRequest(BaseModel):
     question: str
     history: list[TurnIn] = Field(default_factory=list, description="Earlier turns, oldest first.")
-
-
-class PromptRef(BaseModel):
-    name: str
-    sha256: str
-
-
-class AskResponse(BaseModel):
-    question: str
-    answer: str
-    abstained: bool
-    citations: list[CitationOut]
-    passages: list[HitOut]
-    model: str
-    prompt: PromptRef
-    timings_ms: dict[str, int]
-    usage: dict[str, int]
-    standalone_question: str
-    unsupported: list[str]
-
-
-class DocumentOut(BaseModel):
-    doc_id: str
-    title: str
-    text: str = Field(description="The text that citation offsets point into.")
-    length: int
 
 
 class ModelOut(BaseModel):

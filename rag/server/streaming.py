@@ -18,6 +18,7 @@ from starlette.types import Send
 
 from rag.answering import Answer
 from rag.errors import RagError
+from rag.schemas import CitationOut, dump
 from rag.server.errors import ApiError, api_error
 from rag.server.queue import AnswerRun
 from rag.server.schemas import MODEL_ID
@@ -37,7 +38,7 @@ def _usage(answer: Answer) -> dict[str, int]:
 def _answer_fields(answer: Answer) -> dict[str, Any]:
     """What an assistant message carries beyond its text."""
     return {
-        "citations": [c.to_json() for c in answer.citations],
+        "citations": [dump(CitationOut.of(c)) for c in answer.citations],
         "abstained": answer.abstained,
         "standalone_question": answer.standalone_question,
     }

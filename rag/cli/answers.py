@@ -1,0 +1,106 @@
+"""`rag ask` and `rag chat`: verified answers streamed to the terminal, then their quotes."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, print_json, reports_errors
+
+if TYPE_CHECKING:
+    from rag.answering import Answer, Turn
+    from rag.assistant import Assistant
+
+
+def _print_answer(assistant: Assistant, question: str, history: list[Turn] | None = None) -> Answer:
+    """Stream the verified answer to the terminal, then its citations (or, on abstention, the closest passages)."""
+    from rag.answering import Answer
+
+    answer: Answer | None = None
+    status = err.status("Reading the documents...", spinner="dots") if err.is_terminal else None
+    if status is not None:
+        status.start()
+    try:
+        for event in assistant.ask_stream(question, history):
+            if status is not None:
+                status.stop()
+            if isinstance(event, Answer):
+                answer = event
+            else:
+                sys.stdout.write(event)
+                sys.stdout.flush()
+    finally:
+        if status is not None:
+            status.stop()
+    sys.stdout.write("\n")
+    assert answer is not None
+    if answer.standalone_question != answer.question:
+        err.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
+    titles = {p.doc_id: p.title for p in answer.passages}
+    if answer.abstained:
+        if answer.passages:
+            out.print("\n[bold]Closest passages:[/]")
+            for p in answer.passages[:3]:
+                text = " ".join(p.text.split())
+                out.print(f"  - {escape(p.title)} [dim]({escape(p.doc_id)} {p.start}-{p.end})[/]: {escape(text[:200])}")
+        return answer
+    out.print()
+    for c in answer.citations:
+        kind = "reader comment" if c.section == "comments" else "article"
+        quote = " ".join(c.quote.split())
+        out.print(
+            f"[bold][{c.n}][/] {escape(titles.get(c.doc_id, c.doc_id))} [dim]({escape(c.doc_id)} {c.start}-{c.end}, "
+            f"{kind})[/]\n    “{escape(quote)}”"
+        )
+    if answer.unsupported:
+        err.print(
+            f"[yellow]dropped {len(answer.unsupported)} unsupported sentence(s):[/] "
+            + escape(" | ".join(answer.unsupported))
+        )
+    return answer
+
+
+@app.command("ask")
+@reports_errors
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question from the documents, with verified quote citations."""
+    assistant = assistant_for(index_dir)
+    if as_json:
+        from rag.schemas import AskResponse, dump
+
+        print_json(dump(AskResponse.of(assistant.ask(question))))
+        return
+    _print_answer(assistant, question)
+
+
+@app.command("chat")
+@reports_errors
+def chat_cmd(index_dir: IndexDir = None) -> None:
+    """A multi-turn session: follow-ups are rewritten into standalone questions. Ctrl-D or 'exit' ends it."""
+    from rag.answering import Turn
+    from rag.errors import InputError
+
+    assistant = assistant_for(index_dir)
+    history: list[Turn] = []
+    err.print("[dim]Ask about the documents; a follow-up may refer to earlier answers. Ctrl-D or 'exit' ends.[/]")
+    while True:
+        try:
+            question = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            return
+        if question.strip().lower() in ("exit", "quit", ":q"):
+            return
+        try:
+            answer = _print_answer(assistant, question, history)
+        except InputError as exc:
+            err.print(f"[red]Error:[/] {escape(str(exc))}")
+            continue
+        history.append(Turn(question=answer.standalone_question, answer=answer.answer))

@@ -1,0 +1,102 @@
+"""`rag index`, `rag search` and `rag show`: build the index, search it, print a document."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, print_json, reports_errors
+
+
+@app.command("index")
+@reports_errors
+def index_cmd(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files or folders (default: what the index was built from, else seeds/)."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-read and re-embed everything.")] = False,
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Index documents (.txt .md .html .pdf); only new or changed ones are embedded."""
+    assistant = assistant_for(index_dir)
+    report = assistant.build_index(paths or None, rebuild=rebuild, progress=not as_json)
+    if as_json:
+        print_json(report.to_json())
+        return
+    for problem in report.problems:
+        verb = "skipped" if problem.skipped else "warning"
+        err.print(f"[yellow]{verb}[/] {escape(problem.path)}: {escape(problem.message)}")
+    counts = (
+        f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)}, "
+        f"unchanged {len(report.unchanged)}"
+    )
+    if not report.written:
+        out.print(f"Index is up to date ({counts}; {report.chunks_total} chunks). Nothing embedded.")
+        return
+    rate = f" ({report.chunks_embedded / report.embed_seconds:.0f} chunks/s)" if report.embed_seconds else ""
+    out.print(
+        f"Indexed into {escape(str(assistant.index_dir))}: {counts}; {report.chunks_total} chunks, "
+        f"{report.chunks_embedded} embedded in {report.embed_seconds:.1f}s{rate}; "
+        f"{report.index_kind} index; {report.total_seconds:.1f}s in all."
+    )
+
+
+@app.command("search")
+@reports_errors
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int | None, typer.Option("-k", "--k", help="How many passages (default 5).")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="dense, bm25 or hybrid (default).")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Only this doc id (repeatable).")] = None,
+    section: Annotated[
+        list[str] | None, typer.Option("--section", help="Only article or comments (repeatable).")
+    ] = None,
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Search the index and print ranked passages."""
+    result = assistant_for(index_dir).search(query, k=k, mode=mode, doc_ids=doc, sections=section)
+    if as_json:
+        from rag.schemas import SearchResponse, dump
+
+        print_json(dump(SearchResponse.of(result)))
+        return
+    if not result.hits:
+        out.print(f"No passages match {query!r}.")
+        return
+    for hit in result.hits:
+        c = hit.chunk
+        snippet = " ".join(c.text.split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:297] + "..."
+        section_note = " [magenta](reader comments)[/]" if c.section == "comments" else ""
+        out.print(
+            f"[bold]{hit.rank}. {escape(hit.title)}[/]{section_note}\n"
+            f"   [dim]{escape(c.doc_id)} [{c.start}:{c.end}]  score {hit.score:.4f}[/]\n"
+            f"   {escape(snippet)}\n"
+        )
+
+
+@app.command("show")
+@reports_errors
+def show_cmd(
+    doc_id: Annotated[str, typer.Argument(help="Document id, as `rag search` prints it.")],
+    start: Annotated[int | None, typer.Option("--start", help="First character (default 0).")] = None,
+    end: Annotated[int | None, typer.Option("--end", help="End character, exclusive (default: the end).")] = None,
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print a document's text as indexed, or the span [start, end) of it."""
+    doc, s, e = assistant_for(index_dir).span(doc_id, start, end)
+    if as_json:
+        from rag.schemas import DocumentOut, dump
+
+        print_json(dump(DocumentOut.of(doc, s, e)))
+        return
+    sys.stdout.write(doc.text[s:e])  # exactly the span, so `rag show ... > file` round-trips
+    if sys.stdout.isatty() and not doc.text[s:e].endswith("\n"):
+        sys.stdout.write("\n")

@@ -1,0 +1,151 @@
+"""The JSON shapes of results, written once: `rag ... --json`, the HTTP API and `/openapi.json` all use these.
+
+Each model is built from its domain object (``HitOut.of(hit)``, ``AskResponse.of(answer)``, ...), so a field is
+named and rounded in one place. docs/contracts.md describes them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from rag.answering import Answer
+    from rag.citations import Citation
+    from rag.evidence import Passage
+    from rag.types import Document, Hit, SearchResult
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float = Field(description="The search mode's own score (fusion for hybrid): for ordering only.")
+    doc_id: str
+    chunk_id: str
+    section: str
+    start: int
+    end: int
+    text: str = Field(description="Exactly the document's text[start:end].")
+
+    @classmethod
+    def of(cls, hit: Hit) -> HitOut:
+        c = hit.chunk
+        return cls(
+            rank=hit.rank,
+            score=round(float(hit.score), 6),
+            doc_id=c.doc_id,
+            chunk_id=c.chunk_id,
+            section=c.section,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+        )
+
+    @classmethod
+    def of_passage(cls, passage: Passage) -> HitOut:
+        """A passage the model saw: its number, the score of the hit it came from, its own span."""
+        return cls(
+            rank=passage.n,
+            score=round(float(passage.hit.score), 6),
+            doc_id=passage.doc_id,
+            chunk_id=passage.hit.chunk.chunk_id,
+            section=passage.section,
+            start=passage.start,
+            end=passage.end,
+            text=passage.text,
+        )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    hits: list[HitOut]
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchResponse:
+        return cls(query=result.query, mode=result.mode, hits=[HitOut.of(h) for h in result.hits])
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    start: int = Field(description="Character offset into the document text (GET /v1/documents/{doc_id}).")
+    end: int
+    quote: str = Field(description="Exactly text[start:end].")
+    supported: bool
+    section: str
+
+    @classmethod
+    def of(cls, citation: Citation) -> CitationOut:
+        return cls(
+            n=citation.n,
+            doc_id=citation.doc_id,
+            start=citation.start,
+            end=citation.end,
+            quote=citation.quote,
+            supported=citation.supported,
+            section=citation.section,
+        )
+
+
+class PromptRef(BaseModel):
+    name: str
+    sha256: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[CitationOut]
+    passages: list[HitOut]
+    model: str
+    prompt: PromptRef
+    timings_ms: dict[str, int]
+    usage: dict[str, int]
+    standalone_question: str
+    unsupported: list[str]
+
+    @classmethod
+    def of(cls, answer: Answer) -> AskResponse:
+        return cls(
+            question=answer.question,
+            answer=answer.answer,
+            abstained=answer.abstained,
+            citations=[CitationOut.of(c) for c in answer.citations],
+            passages=[HitOut.of_passage(p) for p in answer.passages],
+            model=answer.model,
+            prompt=PromptRef(name=answer.prompt.name, sha256=answer.prompt.sha256),
+            timings_ms=answer.timings_ms,
+            usage=answer.usage,
+            standalone_question=answer.standalone_question,
+            unsupported=answer.unsupported,
+        )
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    title: str
+    metadata: dict[str, str] = Field(description="What the page gave: date, url, site (when found).")
+    start: int
+    end: int
+    length: int = Field(description="Characters in the whole document text.")
+    text: str = Field(description="The text[start:end] that citation offsets point into (the whole text by default).")
+
+    @classmethod
+    def of(cls, doc: Document, start: int = 0, end: int | None = None) -> DocumentOut:
+        end = len(doc.text) if end is None else end
+        return cls(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            metadata=dict(doc.metadata),
+            start=start,
+            end=end,
+            length=len(doc.text),
+            text=doc.text[start:end],
+        )
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of ``model``, fields in their declared order."""
+    return model.model_dump(mode="json")
