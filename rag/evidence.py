@@ -99,27 +99,10 @@ def select_evidence(
     vectors = encoded[len(queries) :]
     sentence_tokens = [set(tokenize([t])[0]) for t in texts]
 
-    def relevance(q: int) -> list[float]:
-        """Mostly meaning, some exact words (names, numbers), a little of the retriever's own ranking."""
-        similarity = vectors @ encoded[q]
-        tokens = set(tokenize([queries[q]])[0])
-        own = [
-            0.6 * float(similarity[i])
-            + 0.3 * (len(tokens & sentence_tokens[i]) / len(tokens) if tokens else 0.0)
-            + 0.1 / candidates[i][0].rank
-            for i in range(len(candidates))
-        ]
-        # A sentence next to a relevant one often holds the answer while its words point elsewhere ("... taken
-        # prisoner by the island's despot Isaac Komnenos" after the sentence that names Cyprus): it inherits
-        # part of its neighbour's score.
-        scores = list(own)
-        for i in range(len(candidates)):
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]:
-                    scores[i] = max(scores[i], neighbour_weight * own[j])
-        return scores
-
-    per_query = [relevance(q) for q in range(len(queries))]
+    per_query = [
+        _relevance(encoded[q], queries[q], vectors, sentence_tokens, candidates, neighbour_weight)
+        for q in range(len(queries))
+    ]
     scores = [max(column) for column in zip(*per_query, strict=True)]
     # First the best sentence of each part, then the best for any.
     order = [int(np.argmax(per_query[q])) for q in range(1, len(queries))]
@@ -140,6 +123,35 @@ def select_evidence(
         if used >= budget_chars:
             break
     return _group(chosen, candidates, texts, vectors, scores, documents)
+
+
+def _relevance(
+    query_vector: np.ndarray,
+    query: str,
+    vectors: np.ndarray,
+    sentence_tokens: list[set[str]],
+    candidates: list[tuple[Hit, int, int]],
+    neighbour_weight: float,
+) -> list[float]:
+    """Each candidate's relevance to ``query``: mostly meaning, some exact words (names, numbers), a little of
+    the retriever's own ranking."""
+    similarity = vectors @ query_vector
+    tokens = set(tokenize([query])[0])
+    own = [
+        0.6 * float(similarity[i])
+        + 0.3 * (len(tokens & sentence_tokens[i]) / len(tokens) if tokens else 0.0)
+        + 0.1 / candidates[i][0].rank
+        for i in range(len(candidates))
+    ]
+    # A sentence next to a relevant one often holds the answer while its words point elsewhere ("... taken
+    # prisoner by the island's despot Isaac Komnenos" after the sentence that names Cyprus): it inherits
+    # part of its neighbour's score.
+    scores = list(own)
+    for i in range(len(candidates)):
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]:
+                scores[i] = max(scores[i], neighbour_weight * own[j])
+    return scores
 
 
 def _group(

@@ -67,6 +67,37 @@ def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
         )
 
 
+def _manifest(
+    settings: Settings,
+    corpus_paths: list[str],
+    documents: list[Document],
+    chunks: list[Chunk],
+    dim: int,
+    index_params: dict[str, Any],
+) -> dict[str, Any]:
+    """What a generation records: how it was built (embedder, chunker, index, versions) and from which files."""
+    embedder_name, _ = resolve_model(settings.embed.model)
+    chunker = chunker_fingerprint(settings)
+    return {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings_hash": settings_hash(embedder_name, chunker),
+        "embedder": {"name": embedder_name, "dim": dim, "backend": settings.embed.backend},
+        "chunker": chunker,
+        "index": index_params,
+        "corpus": {"paths": corpus_paths},
+        "documents": {
+            d.doc_id: {
+                "sha256": d.sha256,
+                "path": d.path,
+                "title": d.title,
+                "chunks": sum(c.doc_id == d.doc_id for c in chunks),
+            }
+            for d in documents
+        },
+        "versions": _versions(),
+    }
+
+
 def _versions() -> dict[str, str]:
     packages = ("rag", "faiss-cpu", "sentence-transformers", "torch", "onnxruntime", "bm25s", "numpy")
     return {"python": platform.python_version(), **package_versions(*packages)}
@@ -135,26 +166,7 @@ def build_index(
         )
         kind = index_params["kind"]
         bm25 = BM25Index.build([c.text for c in chunks])
-        embedder_name, _ = resolve_model(settings.embed.model)
-        chunker = chunker_fingerprint(settings)
-        manifest = {
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "settings_hash": settings_hash(embedder_name, chunker),
-            "embedder": {"name": embedder_name, "dim": int(vectors.shape[1]), "backend": settings.embed.backend},
-            "chunker": chunker,
-            "index": index_params,
-            "corpus": {"paths": corpus_paths},
-            "documents": {
-                d.doc_id: {
-                    "sha256": d.sha256,
-                    "path": d.path,
-                    "title": d.title,
-                    "chunks": sum(c.doc_id == d.doc_id for c in chunks),
-                }
-                for d in corpus.documents
-            },
-            "versions": _versions(),
-        }
+        manifest = _manifest(settings, corpus_paths, corpus.documents, chunks, int(vectors.shape[1]), index_params)
         write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
     return IndexReport(
         added=added, changed=changed, removed=removed, unchanged=unchanged, problems=problems,

@@ -10,6 +10,7 @@ import logging
 # Importing a module registers its commands, in the order `rag --help` lists them.
 # isort: off
 from rag.cli import documents, answers, evals, serving  # noqa: F401
+
 # isort: on
 from rag.cli.common import app
 
