@@ -77,15 +77,7 @@ class CitationOut(BaseModel):
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
-        return cls(
-            n=citation.n,
-            doc_id=citation.doc_id,
-            start=citation.start,
-            end=citation.end,
-            quote=citation.quote,
-            supported=citation.supported,
-            section=citation.section,
-        )
+        return cls.model_validate(citation, from_attributes=True)  # the same fields as ``Citation``
 
 
 class PromptRef(BaseModel):

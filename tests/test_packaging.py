@@ -1,8 +1,10 @@
-"""The wheel works outside the checkout: it carries the prompts of the top-level prompts/ folder as package data."""
+"""The wheel works outside the checkout: it carries the prompts of the top-level prompts/ folder as package data,
+and `rag index` and `rag ask` run from another folder with the package imported from the wheel alone."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from rag.prompts import PROMPTS_DIR, load_prompt
+from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +49,7 @@ def test_the_wheel_carries_the_prompts_and_loads_them_from_another_folder(tmp_pa
     assert prompts and {f"rag/_prompts/{name}" for name in prompts} <= names
     assert "rag/web/chat.html" in names
     assert {"rag/server/__init__.py", "rag/server/app.py"} <= names  # the server is a subpackage
+    assert {"rag/cli/__init__.py", "rag/llm/client.py", "rag/schemas.py", "rag/files.py"} <= names
     assert {f"rag/eval/{m}.py" for m in ("__init__", "datasets", "scoring", "run", "gate", "report")} <= names
     # From a folder with no prompts/ beside it, the installed package reads its own copy of each prompt.
     elsewhere = tmp_path / "elsewhere"
@@ -67,3 +71,41 @@ def test_the_wheel_carries_the_prompts_and_loads_them_from_another_folder(tmp_pa
     assert Path(loaded["dir"]).resolve() == (installed / "rag" / "_prompts").resolve()
     assert loaded["sha"] == {n: load_prompt(n).sha256 for n in ("answer", "judge", "rewrite", "extract")}
     assert PROMPTS_DIR.resolve() == (ROOT / "prompts").resolve()  # the checkout reads the one source in place
+
+    # `rag index FOLDER` and `rag ask` from that folder, importing rag from the wheel's files only.
+    corpus = elsewhere / "docs"
+    corpus.mkdir()
+    (corpus / "fleet.txt").write_text(
+        "Fleet news\n\nAdm. Alexander Moiseyev is the chief of Russia's Northern Fleet, officials said on Monday.\n",
+        encoding="utf-8",
+    )
+    env = {
+        "PYTHONPATH": str(installed),
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "HF_HUB_OFFLINE": "1",
+        "RAG_INDEX_DIR": str(elsewhere / "index"),
+    }
+    rag = [sys.executable, "-m", "rag.cli"]
+    indexed = subprocess.run([*rag, "index", str(corpus)], capture_output=True, text=True, cwd=elsewhere, env=env)
+    assert indexed.returncode == 0, indexed.stderr
+    with FakeOpenAI("Adm. Alexander Moiseyev is the chief of Russia's Northern Fleet [1].") as model:
+        env |= {"RAG_LLM_BASE_URL": model.base_url, "RAG_LLM_MODEL": "fake"}
+        question = "Who is the chief of Russia's Northern Fleet?"
+        asked = subprocess.run(
+            [*rag, "ask", question, "--json"], capture_output=True, text=True, cwd=elsewhere, env=env
+        )
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert not answer["abstained"] and "Moiseyev" in answer["answer"]
+    assert (
+        answer["citations"][0]["doc_id"] == "fleet.txt" and answer["prompt"]["sha256"] == load_prompt("answer").sha256
+    )
+    where = subprocess.run(
+        [sys.executable, "-c", "import rag; print(rag.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+    )
+    assert Path(where.stdout.strip()).resolve() == (installed / "rag" / "__init__.py").resolve()
