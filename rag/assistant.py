@@ -30,10 +30,11 @@ class Assistant:
         return Path(self.settings.index.dir)
 
     def build_index(
-        self, paths: list[str] | None = None, *, rebuild: bool = False, progress: bool = False
+        self, paths: list[str] | None = None, *, rebuild: bool = False, replace: bool = False, progress: bool = False
     ) -> IndexReport:
-        """Index ``paths`` (or the corpus the index was built from); only changed documents are embedded."""
-        report = build_index(self.settings, paths, rebuild=rebuild, progress=progress)
+        """Index ``paths`` (or the folders the index was built from); only changed documents are embedded.
+        Other folders than the recorded ones may remove indexed documents only with ``replace``."""
+        report = build_index(self.settings, paths, rebuild=rebuild, replace=replace, progress=progress)
         self._retriever = None
         return report
 

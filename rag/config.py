@@ -122,6 +122,10 @@ class ServerSettings:
     port: int = 8000
     api_key: str = ""  # RAG_API_KEY: when set, every /v1 route needs "Authorization: Bearer <key>"
     cors_origins: list[str] = field(default_factory=list)  # browser origins allowed to call the API; none by default
+    # Host names a request may carry in its Host header. Empty: bound to loopback, only loopback names
+    # (localhost, 127.0.0.1, ::1), so a DNS-rebinding page cannot reach the server through a browser; bound
+    # elsewhere, any. "*" allows any.
+    allowed_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = 1_000_000
     max_messages: int = 100  # messages of one chat request
     llm_slots: int = 0  # answers computed at once; 0: 1 for the bundled model, 4 for a configured endpoint

@@ -18,11 +18,11 @@ from rag.chunking import chunk_document
 from rag.clean import classify
 from rag.config import Settings
 from rag.embedders import load_embedder, resolve_model, same_vectors
-from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, InputError
 from rag.files import package_versions
 from rag.ingest import read_corpus
 from rag.lexical import BM25Index
-from rag.store import StoredIndex, load_index, write_index, write_lock
+from rag.store import StoredIndex, load_index, recorded_corpus, write_index, write_lock
 from rag.types import Chunk, Document, IndexReport, IngestProblem
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,15 @@ def _versions() -> dict[str, str]:
 
 
 def _previous_index(root: Path, rebuild: bool, problems: list[IngestProblem]) -> StoredIndex | None:
+    """The live generation to update, or None: none yet, ``rebuild``, or damaged (said in ``problems``). Every
+    file is checked against the sha256 written with it before anything of it is reused."""
     if rebuild:
         return None
     try:
-        return load_index(root)
+        old = load_index(root)
+        if (damage := old.damage()) is not None:
+            raise IndexCorruptError(f"the index at {root} is damaged ({damage})")
+        return old
     except IndexMissingError:
         return None
     except IndexCorruptError as exc:
@@ -115,10 +120,48 @@ def _previous_index(root: Path, rebuild: bool, problems: list[IngestProblem]) ->
         return None
 
 
+def _absolute(paths: list[str]) -> list[str]:
+    return [str(Path(p).expanduser().resolve()) for p in paths]
+
+
+def _recorded(root: Path, old: StoredIndex | None) -> dict[str, list[str]] | None:
+    """The folders and documents of the index as last built: its manifest, or, when that cannot be read (a
+    damaged index, ``--rebuild``), the copy in ``corpus.json``; None for a new index."""
+    if old is not None:
+        return {"paths": _absolute(old.manifest["corpus"]["paths"]), "documents": sorted(old.documents)}
+    recorded = recorded_corpus(root)
+    return None if recorded is None else {"paths": _absolute(recorded["paths"]), "documents": recorded["documents"]}
+
+
+def _refuse_replacing(recorded: dict[str, list[str]], corpus_paths: list[str], new_ids: set[str]) -> None:
+    """Fail, naming the count, when a run over other folders than the recorded ones would remove documents."""
+    if set(corpus_paths) == set(recorded["paths"]):
+        return  # the same folders: files deleted from them are removed from the index, as always
+    lost = sorted(set(recorded["documents"]) - new_ids)
+    if not lost:
+        return  # only adds folders (or reads the same files from elsewhere)
+    examples = ", ".join(lost[:3]) + (", ..." if len(lost) > 3 else "")
+    raise InputError(
+        f"the index was built from {', '.join(recorded['paths'])}; indexing {', '.join(corpus_paths)} instead "
+        f"would remove {len(lost)} of its {len(recorded['documents'])} documents ({examples}). Add --replace to "
+        "replace them, or run `rag index` without a path to update the folders it was built from"
+    )
+
+
 def build_index(
-    settings: Settings, paths: list[str] | None = None, *, rebuild: bool = False, progress: bool = False
+    settings: Settings,
+    paths: list[str] | None = None,
+    *,
+    rebuild: bool = False,
+    replace: bool = False,
+    progress: bool = False,
 ) -> IndexReport:
-    """Index the corpus at ``paths`` (default: the paths the index was built from, else ``corpus.paths``)."""
+    """Index the corpus at ``paths`` (default: the folders the index was built from, else ``corpus.paths``).
+
+    Those folders are recorded (absolute) in the manifest and in ``corpus.json`` beside the generations, so a
+    rebuild, and an update of a damaged index, reads them again. A run over other folders that would remove
+    documents the index holds is refused unless ``replace``.
+    """
     started = time.perf_counter()
     root = Path(settings.index.dir)
     problems: list[IngestProblem] = []
@@ -126,7 +169,8 @@ def build_index(
         old = _previous_index(root, rebuild, problems)
         if old is not None:
             check_compatible(old.manifest, settings)
-        corpus_paths = list(paths or (old.manifest["corpus"]["paths"] if old else settings.corpus.paths))
+        recorded = _recorded(root, old)
+        corpus_paths = _absolute(paths or (recorded["paths"] if recorded else settings.corpus.paths))
         corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None)
         problems.extend(corpus.problems)
         if not corpus.documents:
@@ -134,6 +178,8 @@ def build_index(
             raise CorpusError(f"none of the files under {', '.join(corpus_paths)} could be indexed ({reasons})")
         old_docs = old.documents if old else {}
         new_ids = {d.doc_id for d in corpus.documents}
+        if recorded is not None and not replace:
+            _refuse_replacing(recorded, corpus_paths, new_ids)
         added = [d.doc_id for d in corpus.documents if d.doc_id not in old_docs]
         changed = [d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id].sha256 != d.sha256]
         removed = sorted(set(old_docs) - new_ids)

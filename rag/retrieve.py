@@ -102,8 +102,17 @@ class Retriever:
 
 
 def validate_text(text: str, max_chars: int, *, what: str, setting: str, hint: str) -> str:
-    """``text`` stripped, or an error naming what is wrong with it (empty, or longer than ``max_chars``)."""
+    """``text`` stripped, or an error naming what is wrong with it (empty, longer than ``max_chars``, or not
+    valid Unicode: a lone surrogate from a bad byte on the command line or a "\\ud800" escape in JSON)."""
     stripped = text.strip()
+    try:
+        stripped.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = stripped[exc.start : exc.end].encode("utf-8", "backslashreplace").decode("ascii")
+        raise InputError(
+            f"the {what} holds invalid text at character {exc.start + 1} ({bad}, not a character); "
+            "send it as valid UTF-8"
+        ) from None
     if not stripped:
         raise InputError(f"the {what} is empty; {hint}")
     if len(stripped) > max_chars:

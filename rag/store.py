@@ -3,6 +3,8 @@
 Layout of ``index/``::
 
     CURRENT                 name of the live generation (replaced atomically)
+    corpus.json             the corpus folders (absolute) and documents of the live generation: a copy of the
+                            manifest's that survives a damaged generation, so a rebuild reads the same folders
     gen-<time_ns>/          manifest.json, documents.jsonl, chunks.jsonl, vectors.npy, dense.faiss, bm25/
     .lock                   held while a writer runs
 
@@ -13,10 +15,11 @@ so a run that fails part-way leaves the previous index intact and loadable.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,12 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexMissingError
-from rag.files import atomic_folder, file_lock, write_text_atomic
+from rag.files import atomic_folder, file_lock, write_json_atomic, write_text_atomic
 from rag.lexical import BM25Index
 from rag.types import Chunk, Document
 
 FORMAT_VERSION = 1
+CORPUS_FILE = "corpus.json"
 _FILES = ("manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss", "bm25")
 
 
@@ -53,7 +57,7 @@ class StoredIndex:
     @property
     def vectors(self) -> np.ndarray:
         if "vectors" not in self._cache:
-            self._cache["vectors"] = np.load(self.path / "vectors.npy", mmap_mode="r")
+            self._cache["vectors"] = self._load("vectors.npy", lambda path: np.load(path, mmap_mode="r"))
         return self._cache["vectors"]
 
     @property
@@ -61,14 +65,37 @@ class StoredIndex:
         if "faiss" not in self._cache:
             from rag import dense
 
-            self._cache["faiss"] = dense.load(self.path / "dense.faiss")
+            self._cache["faiss"] = self._load("dense.faiss", dense.load)
         return self._cache["faiss"]
 
     @property
     def bm25(self) -> BM25Index:
         if "bm25" not in self._cache:
-            self._cache["bm25"] = BM25Index.load(self.path / "bm25")
+            self._cache["bm25"] = self._load("bm25", BM25Index.load)
         return self._cache["bm25"]
+
+    def _load(self, name: str, load: Callable[[Path], Any]) -> Any:
+        """``load(path / name)``; whatever a damaged file makes the reader raise becomes the damage and its fix."""
+        try:
+            return load(self.path / name)
+        except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, bm25s JSON and key errors
+            raise _damaged(self.root, f"{name} cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def damage(self) -> str | None:
+        """What is wrong with this generation's files against the sizes and sha256 its manifest records (reads
+        every file: `rag index` checks this before it reuses anything), or None."""
+        for name, record in self.manifest.get("files", {}).items():
+            path = self.path / name
+            try:
+                size = path.stat().st_size
+                digest = _sha256(path) if size == record["size"] else None
+            except OSError as exc:
+                return f"{name}: {exc.strerror or exc}"
+            if size != record["size"]:
+                return f"{name} is {size:,} bytes, {record['size']:,} were written"
+            if digest != record["sha256"]:
+                return f"{name} does not hold what was written (sha256 differs)"
+        return None
 
 
 def _damaged(root: Path, why: str) -> IndexCorruptError:
@@ -97,22 +124,69 @@ def load_index(root: Path) -> StoredIndex:
         raise _damaged(root, f"missing {', '.join(missing)} in {path.name}")
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        documents = {}
-        for line in _read_lines(path / "documents.jsonl"):
+    except (OSError, ValueError) as exc:
+        raise _damaged(root, f"manifest.json cannot be read: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise _damaged(root, "manifest.json is not an object")
+    if (wrong := _wrong_size(path, manifest.get("files", {}))) is not None:
+        raise _damaged(root, wrong)
+    documents = {}
+    chunks = []
+    try:
+        name = "documents.jsonl"
+        for line in _read_lines(path / name):
             row = json.loads(line)
             documents[row["doc_id"]] = Document(**row)
-        chunks = []
-        for line in _read_lines(path / "chunks.jsonl"):
+        name = "chunks.jsonl"
+        for line in _read_lines(path / name):
             row = json.loads(line)
             text = documents[row["doc_id"]].text[row["start"] : row["end"]]
             chunks.append(Chunk(text=text, **row))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _damaged(root, f"{type(exc).__name__}: {exc}") from exc
+        raise _damaged(root, f"{name} cannot be read: {type(exc).__name__}: {exc}") from exc
     if manifest.get("format") != FORMAT_VERSION:
         raise _damaged(root, f"format {manifest.get('format')!r}, this version reads {FORMAT_VERSION}")
     if manifest.get("counts", {}).get("chunks") != len(chunks):
         raise _damaged(root, f"manifest counts {manifest.get('counts')} but chunks.jsonl has {len(chunks)} rows")
     return StoredIndex(root=root, path=path, manifest=manifest, documents=documents, chunks=chunks)
+
+
+def recorded_corpus(root: Path) -> dict[str, list[str]] | None:
+    """The corpus folders and document ids the index was last built from (``corpus.json``), or None."""
+    try:
+        record = json.loads((root / CORPUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), list) for k in ("paths", "documents")):
+        return None
+    return {"paths": [str(p) for p in record["paths"]], "documents": [str(d) for d in record["documents"]]}
+
+
+def _file_records(folder: Path) -> dict[str, dict[str, Any]]:
+    records = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        records[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return records
+
+
+def _wrong_size(folder: Path, records: dict[str, dict[str, Any]]) -> str | None:
+    """A cheap check at every load: each recorded file is there with the size it was written with."""
+    for name, record in records.items():
+        try:
+            size = (folder / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if size != record.get("size"):
+            return f"{name} is {size:,} bytes, {record.get('size', 0):,} were written"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _read_lines(path: Path) -> Iterator[str]:
@@ -163,8 +237,11 @@ def write_index(
             **manifest,
             "format": FORMAT_VERSION,
             "counts": {"documents": len(documents), "chunks": len(chunks)},
+            "files": _file_records(tmp),  # checked on every load (sizes) and by `rag index` (sha256)
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    recorded = {"paths": manifest["corpus"]["paths"], "documents": sorted(d.doc_id for d in documents)}
+    write_json_atomic(root / CORPUS_FILE, recorded)  # before CURRENT: a rebuild after a crash reads these paths
     write_text_atomic(root / "CURRENT", final.name + "\n")
     _prune(root, keep={final.name, *_previous(root, final.name)})
     return final

@@ -112,3 +112,86 @@ def test_a_missing_or_broken_support_set_is_one_clear_line(env: Path, tmp_path: 
     broken.write_text('{"id": "a"}\n', encoding="utf-8")
     result = runner.invoke(app, ["eval", "--support", str(broken)])
     assert result.exit_code != 0 and "broken.jsonl:1" in result.stderr and "Traceback" not in result.output
+
+
+# --- the folders an index was built from (issue 12, data safety) -----------------------------------------
+
+
+def _user_docs(folder: Path) -> Path:
+    folder.mkdir()
+    for name, line in (
+        ("a.txt", "The Lisbon office opened in 2016."),
+        ("b.txt", "Mara Okafor leads People Operations."),
+    ):
+        (folder / name).write_text(f"Handbook\n\n{line} It has forty desks and a library.\n", encoding="utf-8")
+    return folder
+
+
+def _indexed(index_dir: Path) -> set[str]:
+    return set(json.loads((index_dir / "corpus.json").read_text(encoding="utf-8"))["documents"])
+
+
+def test_rebuild_reads_the_recorded_folders_not_a_seeds_folder_here(
+    env: Path, tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = _user_docs(tmp_path / "handbook")
+    assert runner.invoke(app, ["index", str(docs)]).exit_code == 0
+    monkeypatch.chdir(corpus.parent)  # a folder with seeds/ in it: the default corpus.paths
+    (corpus.parent / "seeds").mkdir(exist_ok=True)
+    for path in corpus.iterdir():
+        (corpus.parent / "seeds" / path.name).write_bytes(path.read_bytes())
+    rebuilt = runner.invoke(app, ["index", "--rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert _indexed(env) == {"a.txt", "b.txt"}
+    shown = json.loads(runner.invoke(app, ["show", "a.txt", "--json"]).stdout)
+    assert shown["doc_id"] == "a.txt" and "Lisbon" in shown["text"]
+
+
+def test_a_damaged_index_is_rebuilt_from_its_recorded_folders(env: Path, tmp_path: Path) -> None:
+    docs = _user_docs(tmp_path / "handbook")
+    assert runner.invoke(app, ["index", str(docs)]).exit_code == 0
+    (env / "CURRENT").write_text("gen-0\n", encoding="utf-8")  # points at nothing: the index is damaged
+    again = runner.invoke(app, ["index"])  # no path, and no seeds/ here
+    assert again.exit_code == 0, again.output
+    assert "rebuilding from scratch" in again.output and _indexed(env) == {"a.txt", "b.txt"}
+    assert runner.invoke(app, ["search", "Lisbon office"]).exit_code == 0
+
+
+def test_other_folders_replace_the_index_only_when_asked(env: Path, tmp_path: Path, corpus: Path) -> None:
+    docs = _user_docs(tmp_path / "handbook")
+    assert runner.invoke(app, ["index", str(docs)]).exit_code == 0
+    refused = runner.invoke(app, ["index", str(corpus)])
+    assert refused.exit_code == 2
+    assert "would remove 2 of its 2 documents (a.txt, b.txt)" in refused.output and "--replace" in refused.output
+    assert _indexed(env) == {"a.txt", "b.txt"}  # nothing changed
+    # Adding a folder removes nothing: allowed, and both are recorded.
+    both = runner.invoke(app, ["index", str(docs), str(corpus)])
+    assert both.exit_code == 0 and len(_indexed(env)) == 7
+    assert runner.invoke(app, ["index", "--rebuild"]).exit_code == 0 and len(_indexed(env)) == 7
+    replaced = runner.invoke(app, ["index", str(corpus), "--replace"])
+    assert replaced.exit_code == 0 and "removed 2" in replaced.stdout and len(_indexed(env)) == 5
+
+
+def test_the_same_folder_by_a_relative_path_is_the_same_corpus(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = _user_docs(tmp_path / "handbook")
+    assert runner.invoke(app, ["index", str(docs)]).exit_code == 0
+    (docs / "b.txt").unlink()  # deleted from the folder: removed from the index, as always
+    monkeypatch.chdir(tmp_path)
+    again = runner.invoke(app, ["index", "handbook"])
+    assert again.exit_code == 0 and "removed 1" in again.stdout and _indexed(env) == {"a.txt"}
+
+
+def test_an_invalid_byte_in_an_argument_is_one_line_not_a_traceback(env: Path, corpus: Path) -> None:
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+    # A byte that is not UTF-8 reaches Python as a lone surrogate (surrogateescape): "\udcff".
+    result = runner.invoke(app, ["search", "Northern \udcff Fleet"])
+    assert (result.exit_code == 2 and result.exception is None) or isinstance(result.exception, SystemExit)
+    assert "holds invalid text at character 10" in result.output and "Traceback" not in result.output
+
+
+def test_a_port_out_of_range_is_one_line(env: Path) -> None:
+    result = runner.invoke(app, ["serve", "--port", "70000"])
+    assert result.exit_code == 2 and "--port 70000 is not a TCP port; use 1-65535" in result.output
+    assert "Traceback" not in result.output and "OverflowError" not in result.output

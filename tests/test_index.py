@@ -14,6 +14,7 @@ from rag.embedders import load_embedder
 from rag.errors import CorpusError, EmbedderError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from rag.lexical import BM25Index
 from rag.store import current_generation, load_index
+from tests.conftest import make_settings
 
 QUERIES = [
     "direct flights between Russia and the US",
@@ -125,7 +126,7 @@ def test_failed_write_leaves_previous_index_intact(
     ("damage", "message"),
     [
         (lambda gen: (gen / "manifest.json").write_text("{not json"), "damaged"),
-        (lambda gen: (gen / "chunks.jsonl").write_text(""), "chunks.jsonl has 0 rows"),
+        (lambda gen: (gen / "chunks.jsonl").write_text(""), "chunks.jsonl is 0 bytes"),
         (lambda gen: (gen / "dense.faiss").unlink(), "missing dense.faiss"),
         (lambda gen: (gen.parent / "CURRENT").unlink(), "CURRENT is missing"),
         (lambda gen: (gen.parent / "CURRENT").write_text("gen-0\n"), "does not exist"),
@@ -200,3 +201,59 @@ def test_all_boilerplate_corpus_is_an_error(assistant_factory: Callable[..., Ass
     (folder / "form.txt").write_text("Name *\n\nE-mail *\n\nSecurity Code*\n")
     with pytest.raises(CorpusError, match="boilerplate"):
         assistant_factory().build_index([str(folder)])
+
+
+# --- every file of a generation, damaged three ways (issue 12): named with the fix, repaired by `rag index` ---
+
+
+def _small_corpus(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "fleet.txt").write_text(
+        "Fleet news\n\nAdm. Alexander Moiseyev is the chief of Russia's Northern Fleet, officials said.\n"
+        "The fleet is based in Severomorsk on the Kola Peninsula.\n",
+        encoding="utf-8",
+    )
+    (folder / "office.txt").write_text(
+        "Office\n\nThe Lisbon office opened in 2016 and has forty desks.\n", encoding="utf-8"
+    )
+    return folder
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _same_size_garbage(path: Path) -> None:
+    path.write_bytes(b"\x93garbage!" * (path.stat().st_size // 10) + b"\x00" * (path.stat().st_size % 10))
+
+
+DAMAGES = {"truncated": _truncate, "empty": _empty, "same_size_garbage": _same_size_garbage}
+# What a search reads: damage to vectors.npy (read only by `rag index`, to reuse vectors) that keeps its size
+# is found by the sha256 check of `rag index`, not by a search.
+NOT_READ_BY_SEARCH = {"vectors.npy"}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_every_damaged_file_is_named_and_repaired_by_rag_index(tmp_path: Path, damage: str) -> None:
+    corpus = _small_corpus(tmp_path / "docs")
+    settings = make_settings(tmp_path / "index")
+    Assistant(settings).build_index([str(corpus)])
+    index_dir = tmp_path / "index"
+    files = sorted(load_index(index_dir).manifest["files"])
+    assert {"documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(files)
+    assert any(name.startswith("bm25/") for name in files)
+    for name in files:
+        DAMAGES[damage](current_generation(index_dir) / name)
+        fresh = Assistant(settings)
+        if not (damage == "same_size_garbage" and name in NOT_READ_BY_SEARCH):
+            with pytest.raises(IndexCorruptError, match=r"rag index --rebuild") as caught:
+                fresh.search("Northern Fleet")
+            assert name in str(caught.value), (name, str(caught.value))
+        report = Assistant(settings).build_index()  # no path: the recorded folder, rebuilt
+        assert report.written and sorted(report.added) == ["fleet.txt", "office.txt"], name
+        assert any("damaged" in p.message and name in p.message for p in report.problems), (name, report.problems)
+        assert Assistant(settings).search("Northern Fleet", k=1).hits[0].chunk.doc_id == "fleet.txt"

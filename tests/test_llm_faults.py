@@ -174,6 +174,11 @@ OTHER_JSON = b'{"detail": "Not Found"}'
         (False, OTHER_JSON, "application/json"),  # the client builds a completion with choices=None
         (True, NOT_JSON, "text/event-stream"),
         (True, OTHER_JSON, "text/event-stream"),
+        # A stream asked for and a plain 200 body given: garbage and "{}" (issue 12: shown as an abstention).
+        (True, NOT_JSON, "application/json"),
+        (True, b"{}", "application/json"),
+        (True, b"{}", "text/event-stream"),
+        (False, b"{}", "application/json"),
     ],
 )
 def test_garbage_is_a_clear_error_not_a_crash_or_a_silent_abstention(

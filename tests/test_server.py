@@ -111,9 +111,9 @@ def server(seeds_assistant: Assistant) -> Iterator[LiveServer]:
 
 
 @pytest.fixture()
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI("Nothing in the passages says so.") as endpoint:
-        yield endpoint
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    fake_openai.reply = "Nothing in the passages says so."
+    return fake_openai
 
 
 @pytest.fixture()
@@ -426,6 +426,25 @@ def test_model_failure_is_a_502_and_the_server_keeps_serving(
         assert llm_stats(live.url)["active"] == 0
 
 
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"{}"])
+def test_a_garbage_model_reply_is_a_502_never_an_abstention(
+    fake: FakeOpenAI, fake_server: Callable[..., LiveServer], body: bytes
+) -> None:
+    fake.garbage, fake.garbage_body = True, body
+    with fake_server() as live:
+        status, _, reply = request(live.url, "POST", "/v1/ask", {"question": QUESTION})
+        assert status == 502 and "not an OpenAI chat completion" in reply["error"]["message"]
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.APIError, match="not an OpenAI chat completion"):
+            client.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}])
+        stream = client.chat.completions.create(
+            model="rag", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="not an OpenAI chat completion"):
+            list(stream)
+        assert llm_stats(live.url)["active"] == 0
+
+
 def test_missing_index_is_a_503_naming_the_fix(tmp_path: Any) -> None:
     assistant = Assistant(make_settings(tmp_path / "no-index", llm__base_url="http://127.0.0.1:9/v1", llm__model="x"))
     with LiveServer(assistant) as live:
@@ -472,3 +491,40 @@ def test_queue_is_first_come_first_served_and_bounded() -> None:
         assert served == ["a", "b"] and (queue.active, queue.queued) == (0, 0)
 
     asyncio.run(run())
+
+
+def test_a_lone_surrogate_is_invalid_input_not_a_server_error(
+    fake_server: Callable[..., LiveServer], fake: FakeOpenAI
+) -> None:
+    bad = "Who heads the \ud800 fleet?"  # sent as the JSON escape "\\ud800": valid JSON, not text
+    with fake_server() as live:
+        status, _, body = request(live.url, "POST", "/v1/search", {"query": bad})
+        assert status == 422 and "invalid text at character 15" in body["error"]["message"]
+        status, _, body = request(live.url, "POST", "/v1/ask", {"question": bad})
+        assert status == 422 and "send it as valid UTF-8" in body["error"]["message"]
+        chat = {"model": "rag", "messages": [{"role": "user", "content": bad}]}
+        status, _, body = request(live.url, "POST", "/v1/chat/completions", chat)
+        assert status == 422 and "message 1 holds invalid text" in body["error"]["message"]
+        earlier = [{"role": "user", "content": bad}, {"role": "assistant", "content": "No."}]
+        chat = {"model": "rag", "messages": [*earlier, {"role": "user", "content": "And the other fleet?"}]}
+        status, _, body = request(live.url, "POST", "/v1/chat/completions", {**chat, "stream": True})
+        assert status == 422 and "message 1 holds invalid text" in body["error"]["message"]
+        assert request(live.url, "GET", "/healthz")[0] == 200  # still serving
+    assert not fake.chat_requests  # refused before any model call
+
+
+def test_a_loopback_server_answers_only_to_loopback_host_names(fake_server: Callable[..., LiveServer]) -> None:
+    """DNS rebinding: a page at evil.example resolving to 127.0.0.1 must not read the documents."""
+    with fake_server() as live:
+        port = live.url.rsplit(":", 1)[1]
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+            assert request(live.url, "GET", "/healthz", headers={"Host": host})[0] == 200, host
+        status, _, body = request(live.url, "POST", "/v1/search", {"query": "Lavrov"}, headers={"Host": "evil.example"})
+        assert status == 400 and body["error"]["code"] == "invalid_host"
+        assert "server.allowed_hosts" in body["error"]["message"]
+        assert request(live.url, "GET", "/", headers={"Host": f"evil.example:{port}"})[0] == 400
+    with fake_server(allowed_hosts=["docs.internal"]) as live:
+        assert request(live.url, "GET", "/healthz", headers={"Host": "docs.internal:80"})[0] == 200
+        assert request(live.url, "GET", "/healthz", headers={"Host": "localhost"})[0] == 400
+    with fake_server(host="0.0.0.0") as live:  # bound to every address: any name, as before
+        assert request(live.url, "GET", "/healthz", headers={"Host": "evil.example"})[0] == 200

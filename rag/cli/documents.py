@@ -18,13 +18,19 @@ def index_cmd(
         list[str] | None,
         typer.Argument(help="Files or folders (default: what the index was built from, else seeds/)."),
     ] = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-read and re-embed everything.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Re-read and re-embed everything (the same folders, unless given).")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Let PATHS replace the folders the index was built from (removes documents)."),
+    ] = False,
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Index documents (.txt .md .html .pdf); only new or changed ones are embedded."""
     assistant = assistant_for(index_dir)
-    report = assistant.build_index(paths or None, rebuild=rebuild, progress=not as_json)
+    report = assistant.build_index(paths or None, rebuild=rebuild, replace=replace, progress=not as_json)
     if as_json:
         print_json(report.to_json())
         return

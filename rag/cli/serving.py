@@ -20,19 +20,18 @@ def serve_cmd(
     index_dir: IndexDir = None,
 ) -> None:
     """Serve the HTTP API (OpenAI-compatible chat with citations, search, documents) and a chat page at /."""
-    import ipaddress
-
+    from rag.errors import InputError
     from rag.server import serve
+    from rag.server.middleware import is_loopback
 
     assistant = assistant_for(index_dir)
-    assistant.index  # noqa: B018  (no index: say so now, with the fix, rather than on the first request)
     settings = assistant.settings.server
     host = host or settings.host
     port = settings.port if port is None else port
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port; use 1-65535 (e.g. --port 8000; 0 picks a free one)")
+    assistant.index  # noqa: B018  (no index: say so now, with the fix, rather than on the first request)
+    loopback = is_loopback(host)
     if not loopback and not settings.api_key:
         err.print(
             f"[yellow]Warning:[/] serving on {escape(host)} without an API key: anyone who can reach this port can "

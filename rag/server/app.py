@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -63,4 +64,5 @@ def serve(assistant: Assistant, host: str, port: int) -> None:
     """Run the server until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(assistant), host=host, port=port, log_level="info", proxy_headers=False)
+    settings = dataclasses.replace(assistant.settings.server, host=host)  # the Host check knows the bound address
+    uvicorn.run(create_app(assistant, settings), host=host, port=port, log_level="info", proxy_headers=False)

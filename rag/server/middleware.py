@@ -1,8 +1,9 @@
-"""What stands in front of the routes: the body size limit, the API key and CORS."""
+"""What stands in front of the routes: the Host check, the body size limit, the API key and CORS."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, FastAPI
@@ -64,9 +65,57 @@ class BodyLimit:
         await self.app(scope, receive, send)  # the server holds the body to its Content-Length
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(settings: ServerSettings) -> list[str] | None:
+    """The Host names a request may name, or None for any (``server.allowed_hosts``; loopback names by default
+    when the server is bound to loopback)."""
+    if "*" in settings.allowed_hosts:
+        return None
+    if settings.allowed_hosts:
+        return [h.lower() for h in settings.allowed_hosts]
+    return list(LOOPBACK_NAMES) if is_loopback(settings.host) else None
+
+
+class HostCheck:
+    """Refuse a request whose Host header names another host than the allowed ones (DNS rebinding: a web page
+    whose name resolves to 127.0.0.1 would otherwise read the documents through the visitor's browser)."""
+
+    def __init__(self, app: ASGIApp, hosts: list[str]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+        name = header.rsplit(":", 1)[0] if not header.endswith("]") else header  # drop the port
+        if name.strip("[]") in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        await ApiError(
+            400,
+            f"the Host header {header!r} is not one this server answers to ({', '.join(self.hosts)}); use one of "
+            "those, or list the name in server.allowed_hosts (RAG_SERVER_ALLOWED_HOSTS)",
+            "invalid_request_error",
+            "invalid_host",
+        ).response()(scope, receive, send)
+
+
 def add_middleware(app: FastAPI, settings: ServerSettings) -> None:
-    """The body size limit, and CORS for the browser origins the settings allow (none by default)."""
+    """The Host check, the body size limit, and CORS for the browser origins the settings allow (none by
+    default)."""
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if (hosts := allowed_hosts(settings)) is not None:
+        app.add_middleware(HostCheck, hosts=hosts)  # added last: runs first
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

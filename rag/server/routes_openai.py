@@ -38,6 +38,17 @@ def _conversation(messages: list[ChatMessage], settings: ServerSettings) -> tupl
             "invalid_request_error",
             "no_question",
         )
+    for n, message in enumerate(messages, start=1):
+        try:
+            message.text().encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" in the JSON): not text
+            raise ApiError(
+                422,
+                f"message {n} holds invalid text at character {exc.start + 1} (a lone surrogate, not a "
+                "character); send valid UTF-8",
+                "invalid_request_error",
+                "invalid_input",
+            ) from None
     history: list[Turn] = []
     asked: str | None = None
     for message in chat[:-1]:
