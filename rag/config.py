@@ -29,6 +29,9 @@ class CorpusSettings:
 class IngestSettings:
     extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".html", ".htm", ".pdf"])
     max_bytes: int = 50_000_000
+    # A symbolic link in a corpus folder is read only when it points to a file inside that folder, unless this
+    # is true (a link to /etc/passwd would otherwise be indexed and served by /v1/documents).
+    follow_links: bool = False
 
 
 @dataclass

@@ -7,8 +7,10 @@ extracted text for HTML and PDF); every offset downstream points into it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,8 +47,15 @@ class Corpus:
     problems: list[IngestProblem]
 
 
-def discover(paths: list[str], settings: IngestSettings) -> list[SourceFile]:
-    """List the indexable files under ``paths`` (files or folders), sorted by doc_id."""
+def discover(
+    paths: list[str], settings: IngestSettings, problems: list[IngestProblem] | None = None
+) -> list[SourceFile]:
+    """List the indexable files under ``paths`` (files or folders), sorted by doc_id.
+
+    A symbolic link inside a folder is followed only to a file inside that folder (unless
+    ``ingest.follow_links``): one to a file elsewhere (``passwd.txt -> /etc/passwd``), to a folder, a broken
+    one or a loop is skipped and reported in ``problems``. A file named on the command line is read as given.
+    """
     if not paths:
         raise CorpusError("no corpus path given; pass a folder, e.g. `rag index seeds/`")
     extensions = {e.lower() for e in settings.extensions}
@@ -61,9 +70,17 @@ def discover(paths: list[str], settings: IngestSettings) -> list[SourceFile]:
             candidates = ((p, root) for p in sorted(root.rglob("*")))
         for path, base in candidates:
             rel = path.relative_to(base)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            if any(part.startswith(".") for part in rel.parts):
                 continue
-            if path.suffix.lower() not in extensions:
+            if path.is_symlink() and path != root:
+                why = _link_problem(path, root, settings)
+                if why is not None:
+                    if problems is not None and (
+                        path.suffix.lower() in extensions or why.startswith("a link to a folder")
+                    ):
+                        problems.append(IngestProblem(str(path), why))
+                    continue
+            if not path.is_file() or path.suffix.lower() not in extensions:
                 continue
             doc_id = rel.as_posix()
             if doc_id in found and found[doc_id].path.resolve() != path.resolve():
@@ -78,6 +95,26 @@ def discover(paths: list[str], settings: IngestSettings) -> list[SourceFile]:
             f"no indexable documents under {where}; supported extensions: {', '.join(sorted(extensions))}"
         )
     return [found[k] for k in sorted(found)]
+
+
+def _link_problem(path: Path, root: Path, settings: IngestSettings) -> str | None:
+    """Why the symbolic link ``path`` under ``root`` is not followed, or None to read it."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises this for a loop
+        return "a symbolic link that loops; skipped"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops; skipped"
+        return f"a broken symbolic link (to {os.readlink(path)}); skipped"
+    if target.is_dir():
+        return f"a link to a folder ({target}); not followed, index that folder itself to include it"
+    if not settings.follow_links and not target.is_relative_to(root.resolve()):
+        return (
+            f"a link to {target}, outside the corpus folder {root}; skipped "
+            "(set ingest.follow_links = true, RAG_INGEST_FOLLOW_LINKS=true, to index such links)"
+        )
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -96,7 +133,7 @@ def read_corpus(paths: list[str], settings: IngestSettings, known: dict[str, Doc
     """
     documents: list[Document] = []
     problems: list[IngestProblem] = []
-    for source in discover(paths, settings):
+    for source in discover(paths, settings, problems):
         try:
             size = source.path.stat().st_size
             if size > settings.max_bytes:

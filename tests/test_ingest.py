@@ -126,3 +126,26 @@ def test_a_large_file_is_read_without_trouble(tmp_path: Path) -> None:
     (tmp_path / "large.txt").write_text(paragraph * 3000)  # about 4.6 MB
     (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
     assert len(doc.text) == len(paragraph) * 3000
+
+
+def test_links_out_of_the_corpus_broken_or_looping_are_skipped_and_reported(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "notes.txt").write_text("The Lisbon office opened in 2016 and has forty desks.\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (corpus / "passwd.txt").symlink_to(secret)  # leaves the corpus
+    (corpus / "alias.txt").symlink_to(corpus / "notes.txt")  # stays inside: read
+    (corpus / "gone.txt").symlink_to(tmp_path / "deleted.txt")  # broken
+    (corpus / "loop.txt").symlink_to(corpus / "loop.txt")  # loops
+    (corpus / "elsewhere").symlink_to(tmp_path)  # a folder
+    read = read_corpus([str(corpus)], IngestSettings())
+    assert sorted(d.doc_id for d in read.documents) == ["alias.txt", "notes.txt"]
+    why = {Path(p.path).name: p.message for p in read.problems}
+    assert set(why) == {"passwd.txt", "gone.txt", "loop.txt", "elsewhere"}
+    assert "outside the corpus folder" in why["passwd.txt"] and "ingest.follow_links" in why["passwd.txt"]
+    assert "broken symbolic link" in why["gone.txt"] and "loops" in why["loop.txt"]
+    assert "a link to a folder" in why["elsewhere"]
+    assert all(p.skipped for p in read.problems)
+    allowed = read_corpus([str(corpus)], IngestSettings(follow_links=True))
+    assert "passwd.txt" in {d.doc_id for d in allowed.documents}  # only when asked for
