@@ -33,6 +33,10 @@ class IndexCorruptError(RagError):
     """The index directory is damaged or half-written."""
 
 
+class IndexWriteError(RagError):
+    """The index folder cannot be written (a full disk, a read-only folder); the previous index is unchanged."""
+
+
 class IndexMismatchError(RagError):
     """The index was built with other settings than the ones in force."""
 

@@ -195,3 +195,58 @@ def test_a_port_out_of_range_is_one_line(env: Path) -> None:
     result = runner.invoke(app, ["serve", "--port", "70000"])
     assert result.exit_code == 2 and "--port 70000 is not a TCP port; use 1-65535" in result.output
     assert "Traceback" not in result.output and "OverflowError" not in result.output
+
+
+def test_a_full_disk_and_a_read_only_folder_are_one_line_and_lose_nothing(
+    env: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import faiss
+
+    from rag.store import current_generation
+
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+    live = current_generation(env)
+
+    def disk_full(index: object, path: str) -> None:  # faiss says so as a RuntimeError with C++ context
+        raise RuntimeError(f"Error in faiss::FileIOWriter: could not write {path}: No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", disk_full)
+    full = runner.invoke(app, ["index", "--rebuild"])
+    assert full.exit_code == 1 and "Traceback" not in full.output
+    assert "No space left on device" in full.output and "free some disk space" in full.output
+    assert current_generation(env) == live and runner.invoke(app, ["search", "Lavrov"]).exit_code == 0
+    monkeypatch.undo()
+
+    real_touch = Path.touch
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name == ".lock":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        real_touch(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "touch", read_only)
+    locked = runner.invoke(app, ["index", "--rebuild"])
+    assert locked.exit_code == 1 and "Read-only file system" in locked.output and "RAG_INDEX_DIR" in locked.output
+    assert current_generation(env) == live
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging(
+    env: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.assistant import Assistant
+
+    assert runner.invoke(app, ["index", str(corpus)]).exit_code == 0
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Assistant, "search", broken)
+    quiet = runner.invoke(app, ["search", "Lavrov"])
+    assert quiet.exit_code == 1 and "unexpected ValueError: a bug" in quiet.output and "--debug" in quiet.output
+    assert "Traceback" not in quiet.output and not isinstance(quiet.exception, ValueError)
+    monkeypatch.setenv("RAG_DEBUG", "")  # --debug sets it in this process: restored after the test
+    loud = runner.invoke(app, ["--debug", "search", "Lavrov"])
+    assert isinstance(loud.exception, ValueError)  # the traceback is the user's to see
+    assert runner.invoke(app, ["show", "missing.txt"]).exit_code == 2  # a library error keeps its own code

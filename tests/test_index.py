@@ -11,7 +11,14 @@ import pytest
 from rag.assistant import Assistant
 from rag.config import EmbedSettings
 from rag.embedders import load_embedder
-from rag.errors import CorpusError, EmbedderError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from rag.errors import (
+    CorpusError,
+    EmbedderError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexWriteError,
+)
 from rag.lexical import BM25Index
 from rag.store import current_generation, load_index
 from tests.conftest import make_settings
@@ -115,7 +122,7 @@ def test_failed_write_leaves_previous_index_intact(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(BM25Index, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(IndexWriteError, match=r"No space left on device.*unchanged\. free some disk space"):
         assistant.build_index(rebuild=True)
     assert current_generation(assistant.index_dir) == generation
     assert not list(assistant.index_dir.glob(".gen-*.tmp"))

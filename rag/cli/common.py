@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,8 +34,34 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def debugging() -> bool:
+    """``--debug`` or ``RAG_DEBUG=1``: an unexpected error shows its traceback."""
+    return os.environ.get("RAG_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    """Answer questions about a folder of documents, with citations you can check."""
+    if debug:
+        os.environ["RAG_DEBUG"] = "1"
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a failure of the machine rather than of rag: the file, the reason and what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device{where}; free some space, or set RAG_INDEX_DIR to a folder on another disk"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write{where}: {exc.strerror}; use a folder you can write to (RAG_INDEX_DIR, --out)"
+    return f"{exc.strerror or exc}{where}"
+
+
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a library error into a one-line message on stderr and its exit code, never a traceback."""
+    """Turn a failure into a one-line message on stderr and a non-zero exit code, never a traceback (unless
+    ``--debug``): a library error with its own exit code, the machine's (a full disk, a read-only folder) and,
+    for anything else, the exception named with how to get its traceback."""
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -41,6 +70,21 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except RagError as exc:
             err.print(f"[red]Error:[/] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, click.ClickException, KeyboardInterrupt):
+            raise
+        except OSError as exc:
+            if debugging():
+                raise
+            err.print(f"[red]Error:[/] {escape(os_error_message(exc))}")
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if debugging():
+                raise
+            err.print(
+                f"[red]Error:[/] unexpected {type(exc).__name__}: {escape(str(exc)[:300])}; "
+                "run again with --debug (or RAG_DEBUG=1) for the traceback, and report it"
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
 
