@@ -21,7 +21,7 @@ from rag.citations import (
 )
 from rag.config import Settings
 from rag.evidence import Passage, select_evidence
-from rag.llm.protocol import LanguageModel
+from rag.llm.protocol import Deadline, LanguageModel
 from rag.prompts import Prompt, load_prompt
 from rag.questions import compared, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
@@ -56,7 +56,9 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
 
 
-def standalone_question(model: LanguageModel, question: str, history: list[Turn], turns: int) -> str:
+def standalone_question(
+    model: LanguageModel, question: str, history: list[Turn], turns: int, deadline: Deadline | None = None
+) -> str:
     """A follow-up rewritten into a question that stands alone, using the last ``turns`` exchanges.
 
     The most recent exchange is marked as such: "there" after a turn about Lisbon means Lisbon, even when an
@@ -72,7 +74,7 @@ def standalone_question(model: LanguageModel, question: str, history: list[Turn]
 
     earlier = "\n".join(exchange(t) for t in recent[:-1]) or "(none)"
     messages = load_prompt("rewrite").render(history=earlier, last=exchange(recent[-1]), question=question)
-    rewritten = model.complete(messages, 80).strip()
+    rewritten = model.complete(messages, 80, deadline=deadline).strip()
     rewritten = rewritten.strip('"').splitlines()[0].strip().strip('"') if rewritten else ""
     rewritten = re.sub(r"^(?:standalone question|question)\s*:\s*", "", rewritten, flags=re.IGNORECASE)
     if not rewritten:
@@ -116,7 +118,8 @@ def answer_events(
     question = validate_question(question, settings)
     prompt = load_prompt("answer")
     draft = Draft(CitationBook(retriever.index.texts), started)
-    standalone = standalone_question(model, question, history or [], settings.answer.history_turns)
+    deadline = Deadline.start(settings.llm.deadline)
+    standalone = standalone_question(model, question, history or [], settings.answer.history_turns, deadline)
     if standalone != question:
         draft.timings["rewrite"] = ms(started)
     t0 = time.perf_counter()
@@ -138,6 +141,7 @@ def answer_events(
             part_passages,
             clause_parts,
             cancel,
+            deadline,
         )
         yield from part.run(stream)
         if cancel is not None and cancel.is_set():

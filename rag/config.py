@@ -115,8 +115,12 @@ class LLMSettings:
     model: str = ""
     api_key: str = ""
     bundled: types_.ModelVariant = "1.5b"
-    timeout: float = 120.0
+    timeout: float = 120.0  # seconds one request may wait for the server's next bytes
     max_retries: int = 2
+    # Seconds all the model calls of one answer may take together (rewrite, answer, judge, retries); 0: no limit.
+    # Under server.queue_timeout, so a hung model frees the answer slot before the requests queued behind it
+    # give up.
+    deadline: float = 90.0
 
 
 @dataclass
@@ -175,6 +179,11 @@ class Settings:
             raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: {', '.join(types_.SEARCH_MODES)}")
         if self.llm.bundled not in types_.MODEL_VARIANTS:
             raise ConfigError(f"llm.bundled = {self.llm.bundled!r}; valid: {', '.join(types_.MODEL_VARIANTS)}")
+        if self.llm.timeout <= 0 or self.llm.deadline < 0 or self.llm.max_retries < 0:
+            raise ConfigError(
+                f"llm.timeout must be > 0, llm.deadline >= 0 (0: none) and llm.max_retries >= 0 (got "
+                f"{self.llm.timeout}, {self.llm.deadline}, {self.llm.max_retries})"
+            )
         srv = self.server
         if not 0 <= srv.port <= 65535:
             raise ConfigError(f"server.port = {srv.port} is not a TCP port; use 1-65535 (0 picks a free one)")

@@ -30,7 +30,7 @@ from rag.citations import (
 from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Passage
-from rag.llm.protocol import LanguageModel
+from rag.llm.protocol import Deadline, LanguageModel
 from rag.prompts import load_prompt
 from rag.questions import is_yes_no, split_clauses
 from rag.types import Embedder
@@ -107,6 +107,7 @@ class PartAnswer:
         passages: list[Passage],
         clause_parts: list[str],
         cancel: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -117,6 +118,7 @@ class PartAnswer:
         self.passages = passages
         self.clause_parts = clause_parts
         self.cancel = cancel
+        self.deadline = deadline  # every model call of the answer shares it (llm.deadline)
         self.judge = model.judge_model if settings.answer.judge else None
         self.polar = is_yes_no(asked)
         self.tried: set[tuple[str, int]] = set()  # evidence sentences already judged in the model's place
@@ -163,7 +165,7 @@ class PartAnswer:
             return self.aligner.settle(claim)
         if self.answered and is_verbatim(claim.text, quote):
             return True  # the quote's own words, after a first sentence the judge found to answer the question
-        score = judged_score(self.judge, question, claim.text, quote)  # hard checks passed above
+        score = judged_score(self.judge, question, claim.text, quote, deadline=self.deadline)  # hard checks passed
         return score >= self.settings.answer.support_threshold
 
     def _reply(self, stream: bool) -> Generator[str, None, bool]:
@@ -178,9 +180,9 @@ class PartAnswer:
         judged_before = judge.seconds if judge is not None else 0.0  # the judge runs between the stream's tokens
         call: dict[str, int] = {}  # this call's token counts, added to the answer's
         deltas = (
-            model.stream(self.messages, settings.answer.max_tokens, call)
+            model.stream(self.messages, settings.answer.max_tokens, call, self.deadline)
             if stream
-            else iter([model.complete(self.messages, settings.answer.max_tokens, call)])
+            else iter([model.complete(self.messages, settings.answer.max_tokens, call, self.deadline)])
         )
         for delta in deltas:
             if self.cancelled:
@@ -270,7 +272,9 @@ class PartAnswer:
         # The same system prompt and request, with the instruction after them: the server's prompt cache
         # reuses the whole first call, so only the instruction is read again (about 1-3 s, not 4-6).
         request = load_prompt("extract").render(request=self.messages[-1]["content"])
-        reply = self.model.complete([*self.messages[:-1], *request], self.settings.answer.max_tokens, call)
+        reply = self.model.complete(
+            [*self.messages[:-1], *request], self.settings.answer.max_tokens, call, self.deadline
+        )
         add_usage(draft.usage, call)
         draft.timings["retry"] = ms(t_retry)
         if is_refusal(reply):

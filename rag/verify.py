@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rag.llm.protocol import SupportJudge
+    from rag.llm.protocol import Deadline, SupportJudge
 
 _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|nobody|nothing|without|cannot)\b|n['’]t\b", re.IGNORECASE)
 _VERDICT = re.compile(r"^(?:yes|no)\s+—\s+", re.IGNORECASE)  # "No — Kerry met Putin": split_claims' join
@@ -260,10 +260,15 @@ def support_score(
 
 
 def judged_score(
-    judge: SupportJudge, question: str, claim: str, quote: str, calibration: Calibration = CALIBRATION
+    judge: SupportJudge,
+    question: str,
+    claim: str,
+    quote: str,
+    calibration: Calibration = CALIBRATION,
+    deadline: Deadline | None = None,
 ) -> float:
     """``support_score`` for a pair whose hard checks the caller has already run: the judge and the features."""
-    p_yes = judge.support(question, claim, quote)
+    p_yes = judge.support(question, claim, quote, deadline)
     return calibration.score(p_yes, names_reordered(claim, quote), question_coverage(question, quote))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from rag.llm.protocol import Deadline
+
 Messages = list[dict[str, str]]
 
 
@@ -22,7 +24,7 @@ class FunctionJudge:
         self.seconds = 0.0
         self.asked: list[tuple[str, str, str]] = []
 
-    def support(self, question: str, claim: str, quote: str) -> float:
+    def support(self, question: str, claim: str, quote: str, deadline: Deadline | None = None) -> float:
         self.calls += 1
         self.asked.append((question, claim, quote))
         return self.score(question, claim, quote)
@@ -42,12 +44,20 @@ class FunctionModel:
         self.requests: list[Messages] = []
         self.judge_model = FunctionJudge(score)
 
-    def stream(self, messages: Messages, max_tokens: int, usage: dict[str, int]) -> Iterator[str]:
-        text = self.complete(messages, max_tokens, usage)
+    def stream(
+        self, messages: Messages, max_tokens: int, usage: dict[str, int], deadline: Deadline | None = None
+    ) -> Iterator[str]:
+        text = self.complete(messages, max_tokens, usage, deadline)
         for start in range(0, len(text), 7):  # a few characters an event, as a server streams
             yield text[start : start + 7]
 
-    def complete(self, messages: Messages, max_tokens: int, usage: dict[str, int] | None = None) -> str:
+    def complete(
+        self,
+        messages: Messages,
+        max_tokens: int,
+        usage: dict[str, int] | None = None,
+        deadline: Deadline | None = None,
+    ) -> str:
         self.requests.append(messages)
         text = self.reply(messages)
         if usage is not None:

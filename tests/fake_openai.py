@@ -55,7 +55,7 @@ class FakeOpenAI:
     ``status``: answer every chat request with this HTTP error; ``fail_first``: answer the next N chat
     requests with HTTP 500, then normally; ``garbage``: HTTP 200 with ``garbage_body`` instead of a completion
     (by default not JSON; sent as one SSE event when streaming); ``empty``: the content is "";
-    ``delay``: seconds to wait before answering.
+    ``delay``: seconds to wait before answering; ``stall``: seconds a stream stops for after its first word.
     ``judge_score``: the P(YES) the entailment judge's requests (recognised by the judge prompt's system
     message) get, with YES/NO ``top_logprobs`` when asked: a number, or a function of the request's messages;
     None answers them like any other request.
@@ -75,6 +75,7 @@ class FakeOpenAI:
         garbage_content_type: str = "application/json",
         empty: bool = False,
         delay: float = 0.0,
+        stall: float = 0.0,
         model: str = "fake",
         judge_score: float | Callable[[Messages], float] | None = 0.9,
         logprobs_error: bool = False,
@@ -88,6 +89,7 @@ class FakeOpenAI:
         self.garbage_content_type = garbage_content_type
         self.empty = empty
         self.delay = delay
+        self.stall = stall
         self.model = model
         self.judge_score = judge_score
         self.logprobs_error = logprobs_error
@@ -245,8 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({**base, "choices": [choice]})
 
         chunk({"role": "assistant", "content": ""})
-        for piece in _pieces(text):
+        for n, piece in enumerate(_pieces(text)):
             chunk({"content": piece})
+            if n == 0 and self.fake.stall > 0:
+                self.wfile.flush()
+                self.fake._stopping.wait(self.fake.stall)  # a server that hangs mid-answer
         chunk({}, "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
             self._event({**base, "choices": [], "usage": _usage(body["messages"], text)})

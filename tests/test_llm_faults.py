@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -106,6 +107,33 @@ def test_slow_server_times_out_with_the_timeout_named(
     assert fake.base_url in str(caught.value)
     assert "RAG_LLM_TIMEOUT" in str(caught.value)
     assert len(fake.chat_requests) == 2, "a timed-out request is retried max_retries times, no more"
+
+
+def test_a_hung_model_fails_at_the_answer_deadline_not_after_every_timeout(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant]
+) -> None:
+    """Three attempts of 120 s were six minutes; the deadline bounds every call of the answer together."""
+    fake.delay = 60.0
+    assistant = make_assistant(llm__timeout=120.0, llm__max_retries=2, llm__deadline=2.0)
+    started = time.monotonic()
+    with pytest.raises(LLMError, match=r"within its 2 s deadline \(llm\.deadline\)") as caught:
+        assistant.ask(QUESTION)
+    assert time.monotonic() - started < 6.0
+    assert "RAG_LLM_DEADLINE" in str(caught.value) and fake.base_url in str(caught.value)
+
+
+@pytest.mark.parametrize("deadline", [2.0, 0.0])
+def test_a_stream_that_stops_mid_answer_is_an_error_in_bounded_time(
+    fake: FakeOpenAI, make_assistant: Callable[..., Assistant], deadline: float
+) -> None:
+    fake.stall = 60.0
+    assistant = make_assistant(llm__timeout=1.0 if not deadline else 120.0, llm__deadline=deadline)
+    started = time.monotonic()
+    with pytest.raises(LLMError) as caught:
+        streamed(assistant, QUESTION)
+    assert time.monotonic() - started < 6.0
+    expected = "2 s deadline" if deadline else "stopped sending the answer (nothing for 1 s)"
+    assert expected in str(caught.value)
 
 
 def test_rejected_key_names_the_setting_and_was_sent_as_a_bearer_token(

@@ -446,6 +446,32 @@ def test_a_garbage_model_reply_is_a_502_never_an_abstention(
         wait_until(lambda: llm_stats(live.url)["active"] == 0, 10, "the slot to be freed")
 
 
+def test_a_hung_model_frees_the_only_slot_at_the_deadline(seeds_assistant: Assistant, fake: FakeOpenAI) -> None:
+    """One hung call must not hold the answer slot while the requests queued behind it time out."""
+    fake.delay = 60.0
+    settings = make_settings(
+        seeds_assistant.index_dir, llm__base_url=fake.base_url, llm__model="fake", llm__deadline=2.0
+    )
+    with LiveServer(Assistant(settings), llm_slots=1, queue_timeout=10.0) as live:
+        results: list[tuple[int, float]] = []
+
+        def ask() -> None:
+            started = time.monotonic()
+            status, _, body = request(live.url, "POST", "/v1/ask", {"question": QUESTION})
+            assert "2 s deadline" in body["error"]["message"]
+            results.append((status, time.monotonic() - started))
+
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.2)  # the second one queues behind the first
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(status for status, _ in results) == [502, 502]  # both answered, neither left at 503
+        assert max(seconds for _, seconds in results) < 8.0  # the queued one waited one deadline, not a timeout
+        wait_until(lambda: llm_stats(live.url)["active"] == 0, 10, "the slot to be freed")
+
+
 def test_missing_index_is_a_503_naming_the_fix(tmp_path: Any) -> None:
     assistant = Assistant(make_settings(tmp_path / "no-index", llm__base_url="http://127.0.0.1:9/v1", llm__model="x"))
     with LiveServer(assistant) as live:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from rag.config import Settings
 from rag.errors import LLMError
 from rag.llm.judge import Judge
 from rag.llm.process import ensure_server
+from rag.llm.protocol import Deadline
 
 if TYPE_CHECKING:
     import openai
@@ -69,24 +71,60 @@ class ChatModel:
             self._client, self.model = make_client(self.settings.llm, role=self.role)
         return self._client
 
-    def _create(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
-        return self.client.chat.completions.create(
-            model=self.model,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=self.settings.answer.temperature,
-            **extra,
-        )
+    def _create(
+        self, messages: list[dict[str, str]], max_tokens: int, deadline: Deadline | None = None, **extra: Any
+    ) -> Any:
+        """One request. Under a ``deadline`` each attempt's timeout is what is left of it, and a failure the client
+        would retry (a timeout, no connection, 429, 5xx) is retried here only while time is left."""
+        import openai
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int]) -> Iterator[str]:
+        request = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": self.settings.answer.temperature,
+            **extra,
+        }
+        if deadline is None:
+            return self.client.chat.completions.create(**request)
+        attempts = self.settings.llm.max_retries + 1
+        for attempt in range(attempts):
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise deadline.exceeded(self._where)
+            bounded = self.client.with_options(timeout=min(self.settings.llm.timeout, remaining), max_retries=0)
+            try:
+                return bounded.chat.completions.create(**request)
+            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                if deadline.remaining() <= 0:
+                    raise deadline.exceeded(self._where) from exc
+                if attempt == attempts - 1:
+                    raise
+            except (openai.RateLimitError, openai.InternalServerError):
+                if attempt == attempts - 1 or deadline.remaining() <= 0:
+                    raise
+            time.sleep(min(0.5 * 2**attempt, max(0.0, deadline.remaining())))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        usage: dict[str, int],
+        deadline: Deadline | None = None,
+    ) -> Iterator[str]:
         """Text deltas of one chat completion; ``usage`` is filled in when the server reports it."""
         import openai
 
+        timed_out, broken = _transport_errors()
+
         response = None
         try:
-            response = self._create(messages, max_tokens, stream=True, stream_options={"include_usage": True})
+            response = self._create(messages, max_tokens, deadline, stream=True, stream_options={"include_usage": True})
             deltas = 0
             for chunk in response:
+                if deadline is not None and deadline.remaining() <= 0:
+                    raise deadline.exceeded(self._where)
                 if not isinstance(chunk.choices, list):  # JSON of another shape: the client leaves fields None
                     raise self._malformed(f"an event without choices: {str(chunk)[:200]}")
                 if chunk.usage is not None:
@@ -98,8 +136,19 @@ class ChatModel:
                     yield chunk.choices[0].delta.content
             if "prompt_tokens" not in usage:  # llama-cpp-python sends no usage when streaming
                 usage.update(self._count_usage(messages, deltas))
+        except (openai.APITimeoutError, timed_out) as exc:  # no event within the read timeout
+            if deadline is not None and deadline.remaining() <= 0:
+                raise deadline.exceeded(self._where) from exc
+            if response is None:
+                raise self._error(exc) from exc  # no answer began: the request timed out
+            raise LLMError(
+                f"{self._where} stopped sending the answer (nothing for {self.settings.llm.timeout:g} s); "
+                "check the server, or raise RAG_LLM_TIMEOUT"
+            ) from exc
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
+        except broken as exc:  # the connection broke mid-stream
+            raise LLMError(f"{self._where} cut the answer off ({type(exc).__name__}: {exc}); check the server") from exc
         except (ValueError, AttributeError) as exc:  # an event that is not JSON
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         finally:
@@ -127,12 +176,14 @@ class ChatModel:
         # chatml wraps each message in <|im_start|>role ... <|im_end|>: about 5 tokens each, plus the reply's opener.
         return {"prompt_tokens": count + 5 * len(messages) + 3, "completion_tokens": deltas}
 
-    def raw_completion(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any:
+    def raw_completion(
+        self, messages: list[dict[str, str]], max_tokens: int, deadline: Deadline | None = None, **extra: Any
+    ) -> Any:
         """One non-streamed chat completion as the client returns it, checked to have choices."""
         import openai
 
         try:
-            response = self._create(messages, max_tokens, **extra)
+            response = self._create(messages, max_tokens, deadline, **extra)
             if not isinstance(response.choices, list):  # JSON of another shape: the client leaves fields None
                 raise self._malformed(f"a body without choices: {str(response)[:200]}")
             if response.choices:
@@ -143,9 +194,15 @@ class ChatModel:
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         return response
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str:
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        usage: dict[str, int] | None = None,
+        deadline: Deadline | None = None,
+    ) -> str:
         """The text of one non-streamed chat completion."""
-        response = self.raw_completion(messages, max_tokens)
+        response = self.raw_completion(messages, max_tokens, deadline)
         text = response.choices[0].message.content if response.choices else ""
         if usage is not None and response.usage is not None:
             usage.update(prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens)
@@ -196,3 +253,13 @@ class ChatModel:
     def judge(self, claim: str, evidence: str) -> float:
         """The probability that ``evidence`` supports ``claim`` (no question given), from the judge."""
         return self.judge_model.support("", claim, evidence)
+
+
+def _transport_errors() -> tuple[type[Exception], type[Exception]]:
+    """The HTTP library's read-timeout and transport errors, which a stream being read raises unwrapped (the
+    ``openai`` client uses httpx2 from version 3, httpx before)."""
+    try:
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - an older openai
+        import httpx as http  # type: ignore[no-redef]
+    return http.TimeoutException, http.TransportError

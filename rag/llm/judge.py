@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from rag.errors import LLMError
-from rag.llm.protocol import CompletionModel
+from rag.llm.protocol import CompletionModel, Deadline
 from rag.prompts import load_prompt
 
 _YES = frozenset({"YES", "Y"})
@@ -35,7 +35,7 @@ class Judge:
         self._cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def support(self, question: str, claim: str, quote: str) -> float:
+    def support(self, question: str, claim: str, quote: str, deadline: Deadline | None = None) -> float:
         """The judge's probability that ``quote`` supports ``claim`` as an answer to ``question`` (0..1)."""
         key = (question, claim, quote)
         with self._lock:
@@ -44,7 +44,7 @@ class Judge:
                 return self._cache[key]
         messages = load_prompt("judge").render(evidence=quote, question=question or "(none)", claim=claim)
         started = time.perf_counter()
-        score = self._score(messages)
+        score = self._score(messages, deadline)
         with self._lock:
             self.calls += 1
             self.seconds += time.perf_counter() - started
@@ -53,14 +53,16 @@ class Judge:
                 self._cache.popitem(last=False)
         return score
 
-    def _score(self, messages: list[dict[str, str]]) -> float:
+    def _score(self, messages: list[dict[str, str]], deadline: Deadline | None = None) -> float:
         if self.mode != "text":
             try:
-                response = self.model.raw_completion(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+                response = self.model.raw_completion(
+                    messages, max_tokens=1, deadline=deadline, logprobs=True, top_logprobs=10
+                )
             except LLMError as exc:
                 if self.mode is None and _no_logprobs(exc):
                     self.mode = "text"  # this endpoint cannot give logprobs: read the word instead
-                    return self._score(messages)
+                    return self._score(messages, deadline)
                 raise
             score = _logprob_score(response)
             if score is not None:
@@ -69,7 +71,7 @@ class Judge:
             if self.mode is None:
                 self.mode = "text"  # answered, but without logprobs (some servers ignore the option)
             return _text_score(_content(response), self.model)
-        return _text_score(self.model.complete(messages, max_tokens=3), self.model)
+        return _text_score(self.model.complete(messages, max_tokens=3, deadline=deadline), self.model)
 
 
 def _no_logprobs(exc: LLMError) -> bool:

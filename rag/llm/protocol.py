@@ -3,8 +3,35 @@ implementation; tests plug an in-process one (``tests/fake_model.py``) at the sa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from rag.errors import LLMError
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When an answer's model calls must be done: every call of one answer (the rewrite, the answer, the judge,
+    their retries) shares it, so a hung server costs at most ``seconds`` (``llm.deadline``), not a timeout per
+    attempt per call."""
+
+    seconds: float
+    at: float  # time.monotonic()
+
+    @classmethod
+    def start(cls, seconds: float) -> Deadline | None:
+        return cls(seconds, time.monotonic() + seconds) if seconds > 0 else None
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def exceeded(self, where: str) -> LLMError:
+        return LLMError(
+            f"{where} did not finish the answer within its {self.seconds:g} s deadline (llm.deadline); "
+            "check that the server is running and not overloaded, or raise RAG_LLM_DEADLINE"
+        )
 
 
 class CompletionModel(Protocol):
@@ -12,9 +39,17 @@ class CompletionModel(Protocol):
 
     model: str
 
-    def raw_completion(self, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> Any: ...
+    def raw_completion(
+        self, messages: list[dict[str, str]], max_tokens: int, deadline: Deadline | None = None, **extra: Any
+    ) -> Any: ...
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str: ...
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        usage: dict[str, int] | None = None,
+        deadline: Deadline | None = None,
+    ) -> str: ...
 
 
 class SupportJudge(Protocol):
@@ -23,7 +58,7 @@ class SupportJudge(Protocol):
     calls: int
     seconds: float
 
-    def support(self, question: str, claim: str, quote: str) -> float: ...
+    def support(self, question: str, claim: str, quote: str, deadline: Deadline | None = None) -> float: ...
 
 
 class LanguageModel(Protocol):
@@ -31,9 +66,21 @@ class LanguageModel(Protocol):
 
     model: str
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int]) -> Iterator[str]: ...
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        usage: dict[str, int],
+        deadline: Deadline | None = None,
+    ) -> Iterator[str]: ...
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, usage: dict[str, int] | None = None) -> str: ...
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        usage: dict[str, int] | None = None,
+        deadline: Deadline | None = None,
+    ) -> str: ...
 
     @property
     def judge_model(self) -> SupportJudge: ...
