@@ -134,6 +134,7 @@ class ServerSettings:
     # elsewhere, any. "*" allows any.
     allowed_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = 1_000_000
+    body_timeout: float = 30.0  # seconds a request body may take to arrive whole before 408
     max_messages: int = 100  # messages of one chat request
     llm_slots: int = 0  # answers computed at once; 0: 1 for the bundled model, 4 for a configured endpoint
     max_queue: int = 8  # answers waiting for a slot; one more gets 503 with Retry-After

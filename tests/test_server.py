@@ -555,3 +555,22 @@ def test_a_loopback_server_answers_only_to_loopback_host_names(fake_server: Call
         assert request(live.url, "GET", "/healthz", headers={"Host": "localhost"})[0] == 400
     with fake_server(host="0.0.0.0") as live:  # bound to every address: any name, as before
         assert request(live.url, "GET", "/healthz", headers={"Host": "evil.example"})[0] == 200
+
+
+def test_a_body_shorter_than_its_content_length_gets_408_not_an_open_connection(
+    fake_server: Callable[..., LiveServer],
+) -> None:
+    import socket
+
+    with fake_server(body_timeout=1.0) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(
+                b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"query": "Lav'
+            )
+            started = time.monotonic()
+            reply = raw.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 408") and "server.body_timeout" in reply
+        assert time.monotonic() - started < 5.0
+        assert request(live.url, "POST", "/v1/search", {"query": "Lavrov", "k": 1})[0] == 200  # still serving

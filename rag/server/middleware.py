@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 from typing import Annotated
@@ -18,10 +19,12 @@ from rag.server.state import State
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while reading a chunked body."""
+    """Read each request body whole before the routes see it: over ``max_bytes`` (by Content-Length or while
+    reading a chunked body) is 413, and a body not complete within ``seconds`` (a client that sends less than its
+    Content-Length and waits) is 408, so no connection is held open by a slow or lying client."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float = 30.0) -> None:
+        self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
 
     def _too_large(self) -> JSONResponse:
         return ApiError(
@@ -29,6 +32,15 @@ class BodyLimit:
             f"the request body is larger than {self.max_bytes:,} bytes (server.max_body_bytes); send less",
             "invalid_request_error",
             "request_too_large",
+        ).response()
+
+    def _too_slow(self) -> JSONResponse:
+        return ApiError(
+            408,
+            f"the request body did not arrive within {self.seconds:g} s (server.body_timeout); send the whole body "
+            "its Content-Length announces",
+            "invalid_request_error",
+            "request_timeout",
         ).response()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,30 +51,36 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await self._too_large()(scope, receive, send)
             return
-        if length is None:  # a chunked body: read it here, up to the limit, then hand it on
-            body = b""
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client went away
-                body += message.get("body", b"")
-                if len(body) > self.max_bytes:
-                    await self._too_large()(scope, receive, send)
-                    return
-                if not message.get("more_body", False):
-                    break
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if replayed:
-                    return await receive()
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await self.app(scope, replay, send)
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.seconds)
+        except TimeoutError:
+            await self._too_slow()(scope, receive, send)
             return
-        await self.app(scope, receive, send)  # the server holds the body to its Content-Length
+        if body is None:
+            return  # the client went away
+        if len(body) > self.max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # later: the disconnect a streaming answer listens for
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes or not message.get("more_body", False):
+                return body
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -113,7 +131,7 @@ class HostCheck:
 def add_middleware(app: FastAPI, settings: ServerSettings) -> None:
     """The Host check, the body size limit, and CORS for the browser origins the settings allow (none by
     default)."""
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout)
     if (hosts := allowed_hosts(settings)) is not None:
         app.add_middleware(HostCheck, hosts=hosts)  # added last: runs first
     if settings.cors_origins:
