@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks import scale, serve, startup  # noqa: E402
+from benchmarks import faults, scale, serve, startup  # noqa: E402
 from benchmarks.common import QUERIES, machine  # noqa: E402
 from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
@@ -238,6 +238,7 @@ SUITES = {
     "scale": scale.suite_scale,
     "startup": startup.suite_startup,
     "serve": serve.suite_serve,
+    "faults": faults.suite_faults,
 }
 
 
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that the suites run")
     scale.add_arguments(parser)
     serve.add_arguments(parser)
+    faults.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.multiply, args.repeat = 1, 1
@@ -260,6 +262,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix=f"rag-bench-{name}-") as tmp:
             result = SUITES[name](args, Path(tmp))
         results.append(result)
+        if name == "faults" and not args.json:
+            print(faults.markdown(result))
+            continue
         print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return results
 

@@ -80,7 +80,9 @@ class StoredIndex:
         try:
             return load(self.path / name)
         except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, bm25s JSON and key errors
-            raise _damaged(self.root, f"{name} cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from exc
+            # Name the file that differs from what was written (bm25/ is a folder of several), else the error.
+            why = self.damage() or f"{name} cannot be read: {type(exc).__name__}: {str(exc)[:200]}"
+            raise _damaged(self.root, why) from exc
 
     def damage(self) -> str | None:
         """What is wrong with this generation's files against the sizes and sha256 its manifest records (reads

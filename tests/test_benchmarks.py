@@ -94,3 +94,16 @@ def test_scale_suite_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 def _write(path: Path, result: dict) -> Path:
     path.write_text(json.dumps({"suite": "search"}) + "\n" + json.dumps(result) + "\n")
     return path
+
+
+def test_the_fault_suite_passes_every_case(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = main(["--suite", "faults", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    rows = {row["case"]: row for row in result["rows"]}
+    assert rows["kill -9 during `rag index`"]["trials"] == 2
+    assert rows["damaged index file (every file x 3 damages)"]["trials"] >= 21  # 7+ files
+    assert rows["bad command-line input"]["trials"] >= 10 and rows["bad HTTP input"]["trials"] >= 14
+    hang = rows["model fault: hang (no reply)"]
+    assert hang["seconds"] < 10  # the 5 s deadline, not a timeout per attempt
+    assert [row["failures"] for row in result["rows"] if row["failures"]] == []
+    assert result["passed"] is True
