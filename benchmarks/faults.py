@@ -100,7 +100,7 @@ def _kill_trials(trials: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
         if extra.exists():  # each run has work to do: a document added or removed
             extra.unlink()
         else:
-            extra.write_text(f"Trial notes\n\nThe Northern Fleet drill number {trial} was held near Severomorsk.\n")
+            extra.write_text("Trial notes\n\nThe Northern Fleet drill was held near Severomorsk.\n")  # one text: one reference
         before = {d for d in load_index(workdir / "index").documents}
         process = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", "index"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
