@@ -78,6 +78,7 @@ class ChatModel:
         would retry (a timeout, no connection, 429, 5xx) is retried here only while time is left."""
         import openai
 
+        client = self.client  # first: it names self.model when it starts the bundled server
         request = {
             "model": self.model,
             "messages": messages,
@@ -86,13 +87,13 @@ class ChatModel:
             **extra,
         }
         if deadline is None:
-            return self.client.chat.completions.create(**request)
+            return client.chat.completions.create(**request)
         attempts = self.settings.llm.max_retries + 1
         for attempt in range(attempts):
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise deadline.exceeded(self._where)
-            bounded = self.client.with_options(timeout=min(self.settings.llm.timeout, remaining), max_retries=0)
+            bounded = client.with_options(timeout=min(self.settings.llm.timeout, remaining), max_retries=0)
             try:
                 return bounded.chat.completions.create(**request)
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
