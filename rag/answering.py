@@ -117,7 +117,7 @@ def answer_events(
     started = time.perf_counter()
     question = validate_question(question, settings)
     prompt = load_prompt("answer")
-    draft = Draft(CitationBook(retriever.index.texts), started)
+    draft = Draft(CitationBook(retriever.index.documents), started)
     deadline = Deadline.start(settings.llm.deadline)
     standalone = standalone_question(model, question, history or [], settings.answer.history_turns, deadline)
     if standalone != question:

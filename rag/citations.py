@@ -16,7 +16,7 @@ import numpy as np
 from rag.chunking import sentence_spans
 from rag.evidence import Passage, Sentence, lexical_overlap
 from rag.lexical import tokenize
-from rag.types import Embedder
+from rag.types import Document, Embedder
 
 _MARKERS = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A marker written after the full stop belongs to the sentence before it.
@@ -88,6 +88,7 @@ class Citation:
     quote: str
     supported: bool
     section: str
+    page: int | None = None  # the page the quote starts on, for a paged format (PDF)
 
 
 @dataclass(frozen=True)
@@ -377,8 +378,8 @@ def _verdict(coverage: float, similarity: float) -> bool | None:
 class CitationBook:
     """Assigns citation numbers in order of first use; the same span keeps its number."""
 
-    def __init__(self, documents_text: dict[str, str]) -> None:
-        self.documents_text = documents_text
+    def __init__(self, documents: dict[str, Document]) -> None:
+        self.documents = documents
         self.citations: list[Citation] = []
 
     def cite(self, claim: Claim, supported: bool) -> Citation:
@@ -391,9 +392,10 @@ class CitationBook:
             doc_id=doc_id,
             start=start,
             end=end,
-            quote=self.documents_text[doc_id][start:end],
+            quote=self.documents[doc_id].text[start:end],
             supported=supported,
             section=claim.evidence[0].section,
+            page=self.documents[doc_id].page_at(start),
         )
         self.citations.append(citation)
         return citation

@@ -27,7 +27,7 @@ class CorpusSettings:
 
 @dataclass
 class IngestSettings:
-    extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".html", ".htm", ".pdf"])
+    extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".html", ".htm", ".pdf", ".docx"])
     max_bytes: int = 50_000_000
     # A symbolic link in a corpus folder is read only when it points to a file inside that folder, unless this
     # is true (a link to /etc/passwd would otherwise be indexed and served by /v1/documents).

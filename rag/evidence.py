@@ -46,6 +46,7 @@ class Passage:
     text: str
     sentences: tuple[Sentence, ...]
     hit: Hit
+    page: int | None = None  # the page the passage starts on, for a paged format (PDF)
 
     def label(self) -> str:
         kind = "reader comment" if self.section == "comments" else "article"
@@ -204,6 +205,7 @@ def _group(
                 text=doc.text[start:end],
                 sentences=sentences,
                 hit=hit,
+                page=doc.page_at(start),
             )
         )
     return passages

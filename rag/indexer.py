@@ -181,11 +181,11 @@ def build_index(
         if recorded is not None and not replace:
             _refuse_replacing(recorded, corpus_paths, new_ids)
         added = [d.doc_id for d in corpus.documents if d.doc_id not in old_docs]
-        changed = [d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id].sha256 != d.sha256]
+        # Changed: other bytes, or read anew (a PDF indexed before its pages were recorded).
+        kept = {d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id] == d}
+        changed = [d.doc_id for d in corpus.documents if d.doc_id in old_docs and d.doc_id not in kept]
         removed = sorted(set(old_docs) - new_ids)
-        unchanged = [
-            d.doc_id for d in corpus.documents if d.doc_id in old_docs and old_docs[d.doc_id].sha256 == d.sha256
-        ]
+        unchanged = [d.doc_id for d in corpus.documents if d.doc_id in kept]
         same_kind = old is not None and old.manifest["index"]["kind"] == dense.choose_kind(
             len(old.chunks), settings.index
         )

@@ -143,7 +143,9 @@ def read_corpus(paths: list[str], settings: IngestSettings, known: dict[str, Doc
                 )
             sha = file_sha256(source.path)
             previous = (known or {}).get(source.doc_id)
-            if previous is not None and previous.sha256 == sha:
+            # A PDF indexed before pages were recorded is read again, to get them.
+            stale = previous is not None and source.path.suffix.lower() == ".pdf" and not previous.pages
+            if previous is not None and previous.sha256 == sha and not stale:
                 documents.append(previous)
                 continue
             doc, warning = _read_document(source, sha)
@@ -169,8 +171,11 @@ def _read_document(source: SourceFile, sha: str) -> tuple[Document, str | None]:
     suffix = source.path.suffix.lower()
     warning = None
     metadata: dict[str, str] = {}
+    pages: list[int] = []
     if suffix == ".pdf":
-        text, metadata = _read_pdf(source.path)
+        text, metadata, pages = _read_pdf(source.path)
+    elif suffix == ".docx":
+        text, metadata = _read_docx(source.path)
     else:
         raw = source.path.read_bytes()
         if b"\x00" in raw[:_SNIFF_BYTES]:
@@ -185,7 +190,7 @@ def _read_document(source: SourceFile, sha: str) -> tuple[Document, str | None]:
 
     title = metadata.pop("title", "") or guess_title(text, classify(text), suffix) or source.path.stem
     document = Document(
-        doc_id=source.doc_id, path=str(source.path), title=title, text=text, sha256=sha, metadata=metadata
+        doc_id=source.doc_id, path=str(source.path), title=title, text=text, sha256=sha, metadata=metadata, pages=pages
     )
     return document, warning
 
@@ -238,7 +243,8 @@ def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
     return text, metadata
 
 
-def _read_pdf(path: Path) -> tuple[str, dict[str, str]]:
+def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:
+    """The text of every page, pages apart by a blank line, and the offset where each page begins."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -252,11 +258,58 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str]]:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise _Skip(f"unreadable PDF ({type(exc).__name__}: {exc}); check that the file is a complete PDF") from exc
-    text = "\n\n".join(p for p in pages if p)
+    text = ""
+    starts = []
+    for page in pages:
+        if page and text:
+            text += "\n\n"
+        starts.append(len(text))  # an empty page begins where the next one does
+        text += page
     if not text.strip():
         raise _Skip("PDF has no extractable text (scanned images?); run OCR on it first")
     metadata = {}
     title = str(info.get("/Title") or "").strip()
+    if title:
+        metadata["title"] = title
+    return text + "\n", metadata, starts
+
+
+def _read_docx(path: Path) -> tuple[str, dict[str, str]]:
+    """Paragraphs, headings and tables in document order: a paragraph or heading a line of its own, blank lines
+    between them, a table row a line of cells joined by " | "."""
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise _Skip(f"unreadable .docx ({type(exc).__name__}: {exc}); check that the file is a Word document") from exc
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            line = " ".join(item.text.split())
+            if line:
+                blocks.append(line)
+        elif isinstance(item, Table):
+            rows = [" | ".join(" ".join(cell.text.split()) for cell in row.cells) for row in item.rows]
+            blocks.append("\n".join(r for r in rows if r.strip(" |")))
+    text = "\n\n".join(b for b in blocks if b)
+    metadata = {}
+    title = (document.core_properties.title or "").strip()
+    if not title:
+        heading = next(
+            (
+                p.text.strip()
+                for p in document.paragraphs
+                if p.style is not None and (p.style.name or "").startswith(("Heading", "Title")) and p.text.strip()
+            ),
+            "",
+        )
+        title = heading
     if title:
         metadata["title"] = title
     return text + "\n", metadata

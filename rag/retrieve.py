@@ -63,15 +63,12 @@ class Retriever:
                 [self._dense(query, n, allowed), self.index.bm25.top(query, n, allowed)],
                 self.settings.retrieve.rrf_k,
             )
-        return [
-            Hit(
-                chunk=self.index.chunks[row],
-                score=score,
-                rank=rank,
-                title=self.index.documents[self.index.chunks[row].doc_id].title,
-            )
-            for rank, (row, score) in enumerate(ranked[:k], start=1)
-        ]
+        hits = []
+        for rank, (row, score) in enumerate(ranked[:k], start=1):
+            chunk = self.index.chunks[row]
+            document = self.index.documents[chunk.doc_id]
+            hits.append(Hit(chunk, score, rank, title=document.title, page=document.page_at(chunk.start)))
+        return hits
 
     def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         vector = self.embedder.encode([query])[0]

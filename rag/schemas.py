@@ -26,6 +26,7 @@ class HitOut(BaseModel):
     start: int
     end: int
     text: str = Field(description="Exactly the document's text[start:end].")
+    page: int | None = Field(description="The 1-based page the text starts on (PDF); null for formats without pages.")
 
     @classmethod
     def of(cls, hit: Hit) -> HitOut:
@@ -39,6 +40,7 @@ class HitOut(BaseModel):
             start=c.start,
             end=c.end,
             text=c.text,
+            page=hit.page,
         )
 
     @classmethod
@@ -53,6 +55,7 @@ class HitOut(BaseModel):
             start=passage.start,
             end=passage.end,
             text=passage.text,
+            page=passage.page,
         )
 
 
@@ -74,6 +77,7 @@ class CitationOut(BaseModel):
     quote: str = Field(description="Exactly text[start:end].")
     supported: bool
     section: str
+    page: int | None = Field(description="The 1-based page the quote starts on (PDF); null for formats without pages.")
 
     @classmethod
     def of(cls, citation: Citation) -> CitationOut:
@@ -122,6 +126,7 @@ class DocumentOut(BaseModel):
     start: int
     end: int
     length: int = Field(description="Characters in the whole document text.")
+    pages: int | None = Field(description="Pages of a paged format (PDF); null otherwise.")
     text: str = Field(description="The text[start:end] that citation offsets point into (the whole text by default).")
 
     @classmethod
@@ -134,6 +139,7 @@ class DocumentOut(BaseModel):
             start=start,
             end=end,
             length=len(doc.text),
+            pages=len(doc.pages) or None,
             text=doc.text[start:end],
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
@@ -34,6 +35,14 @@ class Document:
     text: str
     sha256: str
     metadata: dict[str, str] = field(default_factory=dict)
+    # For a paged format (PDF): the offset in ``text`` where each page begins, page 1 first; empty otherwise.
+    pages: list[int] = field(default_factory=list)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page that holds ``offset``, or None for a format without pages."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset))
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class Hit:
     score: float
     rank: int
     title: str = ""
+    page: int | None = None  # the page the chunk starts on, for a paged format
 
 
 @dataclass(frozen=True)

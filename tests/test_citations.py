@@ -90,12 +90,12 @@ def test_markers_are_numbered_by_first_use_and_comments_are_attributed(seeds_ass
     aligner, texts = aligner_for(seeds_assistant, "Who is the chief of Russia's Northern Fleet?")
     claim = aligner.claim("Adm. Alexander Moiseyev is the chief of Russia’s Northern Fleet.", (99,))
     assert claim.supported is True and not claim.missing
-    book = CitationBook(texts)
+    book = CitationBook(seeds_assistant.index.documents)
     citation = book.cite(claim, supported=True)
     assert citation.n == 1 and book.cite(claim, supported=True) is citation  # same span, same number
     assert citation.quote == texts[citation.doc_id][citation.start : citation.end]
     assert "Moiseyev" in citation.quote and citation.quote.count(".") <= 3  # a sentence or two, not a chunk
-    assert citation.section == "comments"
+    assert citation.section == "comments" and citation.page is None  # a text file has no pages
     assert render_sentence(claim, citation) == (
         "A reader commented: Adm. Alexander Moiseyev is the chief of Russia’s Northern Fleet [1]."
     )

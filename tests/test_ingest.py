@@ -149,3 +149,37 @@ def test_links_out_of_the_corpus_broken_or_looping_are_skipped_and_reported(tmp_
     assert all(p.skipped for p in read.problems)
     allowed = read_corpus([str(corpus)], IngestSettings(follow_links=True))
     assert "passwd.txt" in {d.doc_id for d in allowed.documents}  # only when asked for
+
+
+OFFICE = Path(__file__).resolve().parent / "data" / "office"
+
+
+def test_a_docx_gives_its_paragraphs_headings_and_table_rows_in_order() -> None:
+    read = read_corpus([str(OFFICE / "onboarding.docx")], IngestSettings())
+    (doc,) = read.documents
+    assert doc.title == "Onboarding guide" and doc.pages == []
+    blocks = doc.text.split("\n\n")
+    assert blocks[:4] == [
+        "Onboarding guide",
+        "New staff receive a laptop and a badge on their first morning.",
+        "Equipment",
+        "The standard laptop is a 14-inch model with 32 GB of memory.",
+    ]
+    assert "Item | Owner\nBadge | Security desk\nParking permit | Facilities team" in blocks
+    assert blocks[-1].startswith("Every newcomer meets their mentor on Tuesday")
+
+
+def test_a_pdf_records_where_each_page_begins() -> None:
+    (doc,) = read_corpus([str(OFFICE / "fleet-review.pdf")], IngestSettings()).documents
+    assert len(doc.pages) == 3 and doc.pages[0] == 0
+    for page, phrase in ((1, "prepared for the ministry"), (2, "forty-two vessels"), (3, "nineteen days")):
+        assert doc.page_at(doc.text.index(phrase)) == page, phrase
+    assert doc.page_at(doc.pages[1]) == 2 and doc.page_at(doc.pages[1] - 1) == 1
+
+
+def test_a_broken_docx_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "ok.txt").write_text("A plain note about the Lisbon office.\n")
+    read = read_corpus([str(tmp_path)], IngestSettings())
+    assert [d.doc_id for d in read.documents] == ["ok.txt"]
+    assert "unreadable .docx" in read.problems[0].message

@@ -3,6 +3,8 @@ real retrieval, evidence, alignment, hard checks and threshold; only the model's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rag.assistant import Assistant
 from rag.llm import LanguageModel
 from tests.conftest import check_citations, make_settings
@@ -65,3 +67,31 @@ def test_a_follow_up_is_rewritten_by_the_same_model(seeds_assistant: Assistant) 
     answer = ask(seeds_assistant, model).ask("What did he say about navigation rules?", history)
     assert answer.standalone_question == "Who does Moiseyev say Moscow can set navigation rules for?"
     assert len(model.requests) >= 2  # the rewrite, then the answer
+
+
+def test_citations_into_a_pdf_carry_their_page_and_a_docx_none(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+    from rag.schemas import AskResponse, SearchResponse, dump
+
+    office = Path(__file__).resolve().parent / "data" / "office"
+    assistant = Assistant(make_settings(tmp_path / "index"))
+    assistant.build_index([str(office)])
+    model = replying("The Severomorsk base hosts forty-two vessels [1].")
+    answer = ask(assistant, model).ask("How many vessels does the Severomorsk base host?")
+    assert not answer.abstained and answer.citations[0].doc_id == "fleet-review.pdf"
+    assert answer.citations[0].page == 2
+    shown = dump(AskResponse.of(answer))
+    assert shown["citations"][0]["page"] == 2 and all("page" in p for p in shown["passages"])
+    vessels = next(p for p in answer.passages if "forty-two vessels" in p.text)
+    assert vessels.page == 2  # the sentence the model saw, on its own page
+    hits = dump(SearchResponse.of(assistant.search("winter exercises Barents Sea", k=2)))["hits"]
+    assert hits[0]["doc_id"] == "fleet-review.pdf" and hits[0]["page"] == 1  # the chunk starts on page 1
+    docx_answer = ask(assistant, replying("New staff receive a laptop and a badge on their first morning [1].")).ask(
+        "What do new staff receive on their first morning?"
+    )
+    assert docx_answer.citations[0].doc_id == "onboarding.docx" and docx_answer.citations[0].page is None
+    check_citations(assistant, answer)
+    printed = CliRunner().invoke(app, ["search", "Severomorsk dry dock", "--index-dir", str(tmp_path / "index")])
+    assert "fleet-review.pdf p. 1" in printed.stdout

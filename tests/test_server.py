@@ -259,7 +259,7 @@ def test_documents_route_serves_indexed_documents_only(server: LiveServer) -> No
     # The same object as `rag show DOC_ID --json` (one schema, rag/schemas.py).
     shown = CliRunner().invoke(app, ["show", doc_id, "--json", "--index-dir", str(server.assistant.index_dir)])
     assert shown.exit_code == 0 and json.loads(shown.stdout) == body
-    assert set(body) == {"doc_id", "title", "metadata", "start", "end", "length", "text"}
+    assert set(body) == {"doc_id", "title", "metadata", "start", "end", "length", "pages", "text"}
     for outside in ("../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "/etc/passwd", "..%2F..%2Fpyproject.toml"):
         status, _, body = request(server.url, "GET", f"/v1/documents/{outside}")
         assert status == 404, outside

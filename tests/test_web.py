@@ -234,6 +234,22 @@ def test_answer_markers_sources_and_highlight_with_astral_characters(open_chat: 
     assert chat.errors == []
 
 
+def test_a_pdf_source_shows_its_page(open_chat: Callable[..., ChatPage]) -> None:
+    cited = {**FAKE_CITATION, "section": "article", "page": 12}
+    stream = _sse(
+        _chunk({"content": "Moiseyev heads it [1]."}),
+        _chunk({"citations": [cited], "abstained": False, "standalone_question": "Who heads it?"}, "stop"),
+    )
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)]))
+    chat.ask("Who heads it?")
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer.get_by_test_id("source-page")).to_have_text("p. 12")
+    answer.get_by_test_id("citation-marker").first.click()
+    expect(chat.page.locator("#doc-meta")).to_contain_text("news/a b.txt · p. 12 · source 1")
+    assert chat.errors == []
+
+
 def test_abstention_is_marked_and_not_styled_as_an_answer(open_chat: Callable[..., ChatPage]) -> None:
     abstained = _sse(
         _chunk({"content": "The documents do not answer this question."}),

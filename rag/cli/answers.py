@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, print_json, reports_errors
+from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, page_note, print_json, reports_errors
 
 if TYPE_CHECKING:
     from rag.answering import Answer, Turn
@@ -45,14 +45,16 @@ def _print_answer(assistant: Assistant, question: str, history: list[Turn] | Non
             out.print("\n[bold]Closest passages:[/]")
             for p in answer.passages[:3]:
                 text = " ".join(p.text.split())
-                out.print(f"  - {escape(p.title)} [dim]({escape(p.doc_id)} {p.start}-{p.end})[/]: {escape(text[:200])}")
+                where = f"{escape(p.doc_id)}{page_note(p.page)} {p.start}-{p.end}"
+                out.print(f"  - {escape(p.title)} [dim]({where})[/]: {escape(text[:200])}")
         return answer
     out.print()
     for c in answer.citations:
         kind = "reader comment" if c.section == "comments" else "article"
         quote = " ".join(c.quote.split())
         out.print(
-            f"[bold][{c.n}][/] {escape(titles.get(c.doc_id, c.doc_id))} [dim]({escape(c.doc_id)} {c.start}-{c.end}, "
+            f"[bold][{c.n}][/] {escape(titles.get(c.doc_id, c.doc_id))} "
+            f"[dim]({escape(c.doc_id)}{page_note(c.page)} {c.start}-{c.end}, "
             f"{kind})[/]\n    “{escape(quote)}”"
         )
     if answer.unsupported:

@@ -99,6 +99,11 @@ def assistant_for(index_dir: str | None) -> Assistant:
     return Assistant(settings)
 
 
+def page_note(page: int | None) -> str:
+    """The page after a PDF's name (" p. 12"); nothing for a format without pages."""
+    return f" p. {page}" if page is not None else ""
+
+
 def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
 

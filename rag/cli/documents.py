@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, print_json, reports_errors
+from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, page_note, print_json, reports_errors
 
 
 @app.command("index")
@@ -28,7 +28,7 @@ def index_cmd(
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Index documents (.txt .md .html .pdf); only new or changed ones are embedded."""
+    """Index documents (.txt .md .html .pdf .docx); only new or changed ones are embedded."""
     assistant = assistant_for(index_dir)
     report = assistant.build_index(paths or None, rebuild=rebuild, replace=replace, progress=not as_json)
     if as_json:
@@ -82,7 +82,7 @@ def search_cmd(
         section_note = " [magenta](reader comments)[/]" if c.section == "comments" else ""
         out.print(
             f"[bold]{hit.rank}. {escape(hit.title)}[/]{section_note}\n"
-            f"   [dim]{escape(c.doc_id)} [{c.start}:{c.end}]  score {hit.score:.4f}[/]\n"
+            f"   [dim]{escape(c.doc_id)}{page_note(hit.page)} [{c.start}:{c.end}]  score {hit.score:.4f}[/]\n"
             f"   {escape(snippet)}\n"
         )
 
