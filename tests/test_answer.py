@@ -138,7 +138,9 @@ def test_cli_ask_json_is_the_documented_contract(assistant: Assistant, monkeypat
     assert payload["prompt"]["name"] == "answer" and len(payload["prompt"]["sha256"]) == 64
     assert payload["model"].startswith("qwen2.5-coder-1.5b")
     assert {"n", "doc_id", "start", "end", "quote", "supported"} <= set(payload["citations"][0])
-    assert {"rank", "score", "doc_id", "chunk_id", "section", "start", "end", "text"} == set(payload["passages"][0])
+    assert {"rank", "score", "doc_id", "chunk_id", "section", "start", "end", "text", "page"} == set(
+        payload["passages"][0]
+    )
     assert {"retrieve", "first_token", "total"} <= set(payload["timings_ms"])
 
 

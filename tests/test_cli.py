@@ -45,7 +45,8 @@ def test_search_json_is_the_documented_contract(env: Path, corpus: Path) -> None
     assert payload["query"] == "direct flights" and payload["mode"] == "bm25"
     assert [h["rank"] for h in payload["hits"]] == [1, 2, 3]
     for hit in payload["hits"]:
-        assert set(hit) == {"rank", "score", "doc_id", "chunk_id", "section", "start", "end", "text"}
+        assert set(hit) == {"rank", "score", "doc_id", "chunk_id", "section", "start", "end", "text", "page"}
+        assert hit["page"] is None  # a text file has no pages
         text = (corpus / hit["doc_id"]).read_text(encoding="utf-8")
         assert text[hit["start"] : hit["end"]] == hit["text"]
 
