@@ -202,11 +202,9 @@ def _read_lines(path: Path) -> Iterator[str]:
 def write_lock(root: Path, writer: str = "rag index") -> contextlib.AbstractContextManager[None]:
     """Hold the folder's writer lock; a second writer fails at once with a clear message, and a folder that
     cannot be written (read-only, a full disk) fails before any work with the fix."""
-    try:
+    with _writing(root):
         root.mkdir(parents=True, exist_ok=True)
         (root / ".lock").touch(exist_ok=True)
-    except OSError as exc:
-        raise _unwritable(root, exc) from exc
     busy = f"another `{writer}` is writing {root}; wait for it to finish or use another folder"
     return file_lock(root / ".lock", busy=busy)
 
@@ -221,42 +219,11 @@ def write_index(
     bm25: BM25Index,
 ) -> Path:
     """Write a new generation and make it live atomically; keeps one previous generation."""
-    stamp = time.time_ns()  # sortable and unique per run, even within one second
-    final = root / f"gen-{stamp}"
-    try:
-        _write_generation(final, manifest, documents, chunks, vectors, faiss_index, bm25)
-        recorded = {"paths": manifest["corpus"]["paths"], "documents": sorted(d.doc_id for d in documents)}
-        write_json_atomic(root / CORPUS_FILE, recorded)  # before CURRENT: a rebuild after a crash reads these paths
-        write_text_atomic(root / "CURRENT", final.name + "\n")
-    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
-        raise _unwritable(root, exc) from exc
-    _prune(root, keep={final.name, *_previous(root, final.name)})
-    return final
-
-
-def _unwritable(root: Path, exc: BaseException) -> IndexWriteError:
-    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc).strip().splitlines()[-1][:200]
-    full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
-    fix = (
-        "free some disk space, or set RAG_INDEX_DIR to a folder on another disk"
-        if full
-        else f"make {root} writable, or set RAG_INDEX_DIR to a folder you can write to"
-    )
-    return IndexWriteError(f"cannot write the index at {root} ({reason}); the previous index is unchanged. {fix}")
-
-
-def _write_generation(
-    final: Path,
-    manifest: dict[str, Any],
-    documents: list[Document],
-    chunks: list[Chunk],
-    vectors: np.ndarray,
-    faiss_index: Any,
-    bm25: BM25Index,
-) -> None:
     import faiss
 
-    with atomic_folder(final) as tmp:
+    stamp = time.time_ns()  # sortable and unique per run, even within one second
+    final = root / f"gen-{stamp}"
+    with _writing(root), atomic_folder(final) as tmp:
         with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
             for doc in documents:
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
@@ -280,6 +247,31 @@ def _write_generation(
             "files": _file_records(tmp),  # checked on every load (sizes) and by `rag index` (sha256)
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    with _writing(root):
+        recorded = {"paths": manifest["corpus"]["paths"], "documents": sorted(d.doc_id for d in documents)}
+        write_json_atomic(root / CORPUS_FILE, recorded)  # before CURRENT: a rebuild after a crash reads these paths
+        write_text_atomic(root / "CURRENT", final.name + "\n")
+    _prune(root, keep={final.name, *_previous(root, final.name)})
+    return final
+
+
+@contextlib.contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    """A failed write into the index folder (a full disk, a read-only folder) as ``IndexWriteError``: the
+    problem, the fix, and that the previous index is unchanged."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc).strip().splitlines()[-1][:200]
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc)
+        fix = (
+            "free some disk space, or set RAG_INDEX_DIR to a folder on another disk"
+            if full
+            else f"make {root} writable, or set RAG_INDEX_DIR to a folder you can write to"
+        )
+        raise IndexWriteError(
+            f"cannot write the index at {root} ({reason}); the previous index is unchanged. {fix}"
+        ) from exc
 
 
 def _previous(root: Path, live: str) -> list[str]:
