@@ -34,14 +34,10 @@ class Deadline:
         )
 
 
-class CompletionModel(Protocol):
-    """What the judge needs of a model: one non-streamed chat completion, raw (logprobs included) or as text."""
+class _Completes(Protocol):
+    """A model by name that gives the text of one non-streamed chat completion."""
 
     model: str
-
-    def raw_completion(
-        self, messages: list[dict[str, str]], max_tokens: int, deadline: Deadline | None = None, **extra: Any
-    ) -> Any: ...
 
     def complete(
         self,
@@ -50,6 +46,14 @@ class CompletionModel(Protocol):
         usage: dict[str, int] | None = None,
         deadline: Deadline | None = None,
     ) -> str: ...
+
+
+class CompletionModel(_Completes, Protocol):
+    """What the judge needs of a model: one non-streamed chat completion, raw (logprobs included) or as text."""
+
+    def raw_completion(
+        self, messages: list[dict[str, str]], max_tokens: int, deadline: Deadline | None = None, **extra: Any
+    ) -> Any: ...
 
 
 class SupportJudge(Protocol):
@@ -61,10 +65,8 @@ class SupportJudge(Protocol):
     def support(self, question: str, claim: str, quote: str, deadline: Deadline | None = None) -> float: ...
 
 
-class LanguageModel(Protocol):
+class LanguageModel(_Completes, Protocol):
     """What answering needs: a streamed and a whole completion, the model's name, and its support judge."""
-
-    model: str
 
     def stream(
         self,
@@ -73,14 +75,6 @@ class LanguageModel(Protocol):
         usage: dict[str, int],
         deadline: Deadline | None = None,
     ) -> Iterator[str]: ...
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        max_tokens: int,
-        usage: dict[str, int] | None = None,
-        deadline: Deadline | None = None,
-    ) -> str: ...
 
     @property
     def judge_model(self) -> SupportJudge: ...
