@@ -28,9 +28,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.common import QUERIES, REPO, machine
+
+if TYPE_CHECKING:
+    from rag.config import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +66,30 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _settings(index_dir: Path) -> Settings:
+    """Defaults only (no rag.toml, no RAG_* of the shell), the index in ``index_dir``."""
+    from rag.config import load_settings
+
+    settings = load_settings(config_file=None, env={})
+    settings.index.dir = str(index_dir)
+    return settings
+
+
+def _seeds_index(workdir: Path) -> Settings:
+    """A copy of the seeds in ``workdir/corpus``, indexed into ``workdir/index``; the settings that read it."""
+    from rag.assistant import Assistant
+
+    corpus = workdir / "corpus"
+    shutil.copytree(REPO / "seeds", corpus)
+    settings = _settings(workdir / "index")
+    Assistant(settings).build_index([str(corpus)])
+    return settings
+
+
+def _row(case: str, trials: int, failures: list[str], **extra: Any) -> dict[str, Any]:
+    return {"case": case, "trials": trials, "passed": trials - len(failures), "failures": failures, **extra}
+
+
 # --- kill -9 during `rag index` --------------------------------------------------------------------------
 
 
@@ -74,11 +101,8 @@ def _cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Co
 
 def _ranked(index_dir: Path) -> list[list[tuple[str, int, int]]]:
     from rag.assistant import Assistant
-    from rag.config import load_settings
 
-    settings = load_settings(config_file=None, env={})
-    settings.index.dir = str(index_dir)
-    assistant = Assistant(settings)
+    assistant = Assistant(_settings(index_dir))
     return [[(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in assistant.search(q, k=5).hits] for q in QUERIES]
 
 
@@ -100,7 +124,9 @@ def _kill_trials(trials: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
         if extra.exists():  # each run has work to do: a document added or removed
             extra.unlink()
         else:
-            extra.write_text("Trial notes\n\nThe Northern Fleet drill was held near Severomorsk.\n")  # one text: one reference
+            extra.write_text(
+                "Trial notes\n\nThe Northern Fleet drill was held near Severomorsk.\n"
+            )  # one text: one reference
         before = {d for d in load_index(workdir / "index").documents}
         process = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", "index"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -129,12 +155,7 @@ def _kill_trials(trials: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
             references[state] = _ranked(fresh)
         if _ranked(workdir / "index") != references[state]:
             failures.append(f"trial {trial}: search after the repair differs from a fresh rebuild")
-    return {
-        "case": "kill -9 during `rag index`",
-        "trials": trials,
-        "passed": trials - len(failures),
-        "failures": failures,
-    }
+    return _row("kill -9 during `rag index`", trials, failures)
 
 
 # --- damaged index files ---------------------------------------------------------------------------------
@@ -142,7 +163,6 @@ def _kill_trials(trials: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
 
 def _damaged_files(workdir: Path) -> dict[str, Any]:
     from rag.assistant import Assistant
-    from rag.config import load_settings
     from rag.errors import IndexCorruptError
     from rag.store import current_generation, load_index
 
@@ -151,11 +171,7 @@ def _damaged_files(workdir: Path) -> dict[str, Any]:
         "empty": lambda p: p.write_bytes(b""),
         "same-size garbage": lambda p: p.write_bytes(b"\x93" * p.stat().st_size),
     }
-    corpus = workdir / "corpus"
-    shutil.copytree(REPO / "seeds", corpus)
-    settings = load_settings(config_file=None, env={})
-    settings.index.dir = str(workdir / "index")
-    Assistant(settings).build_index([str(corpus)])
+    settings = _seeds_index(workdir)
     files = sorted(load_index(workdir / "index").manifest["files"])
     trials, failures = 0, []
     for name in files:
@@ -173,12 +189,7 @@ def _damaged_files(workdir: Path) -> dict[str, Any]:
             repaired = report.written and any(name in p.message for p in report.problems)
             if not (named and repaired and Assistant(settings).search("Northern Fleet", k=1).hits):
                 failures.append(f"{name} {how}: named {named}, repaired {repaired}")
-    return {
-        "case": "damaged index file (every file x 3 damages)",
-        "trials": trials,
-        "passed": trials - len(failures),
-        "failures": failures,
-    }
+    return _row("damaged index file (every file x 3 damages)", trials, failures)
 
 
 # --- bad input -------------------------------------------------------------------------------------------
@@ -213,29 +224,19 @@ def _bad_cli_input(workdir: Path) -> dict[str, Any]:
         lines = [line for line in output.strip().splitlines() if line.strip()]
         if result.returncode != code or message not in output or "Traceback" in output or len(lines) > 3:
             failures.append(f"{args[0]} {args[1:][:2]}: exit {result.returncode}, {output.strip()[:160]!r}")
-    return {
-        "case": "bad command-line input",
-        "trials": len(cases),
-        "passed": len(cases) - len(failures),
-        "failures": failures,
-    }
+    return _row("bad command-line input", len(cases), failures)
 
 
 def _bad_http_input(workdir: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     from rag.assistant import Assistant
-    from rag.config import load_settings
     from tests.fake_openai import FakeOpenAI
     from tests.live_server import LiveServer
 
-    corpus = workdir / "corpus"
-    shutil.copytree(REPO / "seeds", corpus)
+    settings = _seeds_index(workdir)
     with FakeOpenAI("Nothing in the passages says so.") as fake:
-        settings = load_settings(config_file=None, env={})
-        settings.index.dir = str(workdir / "index")
         settings.llm.base_url, settings.llm.model = fake.base_url, "fake"
         assistant = Assistant(settings)
-        assistant.build_index([str(corpus)])
         chat = "/v1/chat/completions"
         cases: list[tuple[str, str, Any, dict[str, str], int]] = [
             ("POST", "/v1/search", b"{not json", {}, 400),
@@ -262,12 +263,7 @@ def _bad_http_input(workdir: Path) -> dict[str, Any]:
             got, text = _short_body(port)
             if got != 408:
                 failures.append(f"a body shorter than its Content-Length: {got} {text[:120]!r}")
-    return {
-        "case": "bad HTTP input",
-        "trials": len(cases) + 1,
-        "passed": len(cases) + 1 - len(failures),
-        "failures": failures,
-    }
+    return _row("bad HTTP input", len(cases) + 1, failures)
 
 
 def _http(port: int, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, str]:
@@ -295,16 +291,11 @@ def _short_body(port: int) -> tuple[int, str]:
 def _model_faults(workdir: Path) -> list[dict[str, Any]]:
     sys.path.insert(0, str(REPO))
     from rag.assistant import Assistant
-    from rag.config import load_settings
     from rag.errors import LLMError
     from rag.llm import free_port
     from tests.fake_openai import FakeOpenAI
 
-    corpus = workdir / "corpus"
-    shutil.copytree(REPO / "seeds", corpus)
-    settings = load_settings(config_file=None, env={})
-    settings.index.dir = str(workdir / "index")
-    Assistant(settings).build_index([str(corpus)])
+    settings = _seeds_index(workdir)
     settings.llm.model, settings.llm.timeout, settings.llm.deadline = "fake", 10.0, 5.0
     faults: dict[str, Callable[[FakeOpenAI], None]] = {
         "down (nothing listening)": lambda fake: None,
@@ -331,10 +322,7 @@ def _model_faults(workdir: Path) -> list[dict[str, Any]]:
             except LLMError:
                 error = ""  # an error the user is told about, never "the documents do not answer"
             seconds = time.perf_counter() - started
-        rows.append({
-            "case": f"model fault: {name}", "trials": 1, "passed": int(not error), "seconds": round(seconds, 2),
-            "failures": [error] if error else [],
-        })  # fmt: skip
+        rows.append(_row(f"model fault: {name}", 1, [error] if error else [], seconds=round(seconds, 2)))
     return rows
 
 
