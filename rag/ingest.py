@@ -258,13 +258,17 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise _Skip(f"unreadable PDF ({type(exc).__name__}: {exc}); check that the file is a complete PDF") from exc
-    text = ""
+    parts: list[str] = []
     starts = []
+    length = 0
     for page in pages:
-        if page and text:
-            text += "\n\n"
-        starts.append(len(text))  # an empty page begins where the next one does
-        text += page
+        if page and length:
+            parts.append("\n\n")
+            length += 2
+        starts.append(length)  # an empty page begins where the next one does
+        parts.append(page)
+        length += len(page)
+    text = "".join(parts)
     if not text.strip():
         raise _Skip("PDF has no extractable text (scanned images?); run OCR on it first")
     metadata = {}
