@@ -87,17 +87,15 @@ class StoredIndex:
     def damage(self) -> str | None:
         """What is wrong with this generation's files against the sizes and sha256 its manifest records (reads
         every file: `rag index` checks this before it reuses anything), or None."""
-        for name, record in self.manifest.get("files", {}).items():
-            path = self.path / name
+        records = self.manifest.get("files", {})
+        if (wrong := _wrong_size(self.path, records)) is not None:
+            return wrong
+        for name, record in records.items():
             try:
-                size = path.stat().st_size
-                digest = _sha256(path) if size == record["size"] else None
+                if _sha256(self.path / name) != record["sha256"]:
+                    return f"{name} does not hold what was written (sha256 differs)"
             except OSError as exc:
                 return f"{name}: {exc.strerror or exc}"
-            if size != record["size"]:
-                return f"{name} is {size:,} bytes, {record['size']:,} were written"
-            if digest != record["sha256"]:
-                return f"{name} does not hold what was written (sha256 differs)"
         return None
 
 
