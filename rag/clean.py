@@ -68,6 +68,11 @@ _SOCIAL = re.compile(r"\b(?:facebook|twitter|instagram|youtube|telegram|whatsapp
 _SOCIAL_MIN = 3
 # A bare link on a line of its own.
 _BARE_URL = re.compile(r"^(?:https?://|www\.)\S+$", re.I)
+# A line of link texts between separators is a menu or breadcrumbs: "Home | Careers | Contact", "News › World".
+# Each text is one to three words; a sentence, a table row ("| a | b |") or a vote counter never splits this way.
+_LINK_SEPARATOR = re.compile(r"\s+[|·•»›>/]\s+")
+_LINK_TEXT = re.compile(r"[^\W_][\w'’&.-]*(?:\s[^\W_][\w'’&.-]*){0,2}")
+_LINK_TEXTS = 3
 
 # --- Timestamps: a line made only of date and time tokens ("GMT 12:37 2015 Sunday ,15 November") ---
 _MONTHS = "january february march april may june july august september october november december"
@@ -117,6 +122,7 @@ def classify(text: str) -> list[Segment]:
     if not content:
         return [Segment(0, len(text), "boilerplate")] if text else []
     _mark_line_rules(lines, content)
+    _mark_link_lines(lines, content)
     body = next((i for i in content if not lines[i].boilerplate and _is_prose(lines[i].text)), content[0])
     _mark_repeated(lines, content, body)
     _mark_header_slugs(lines, content, body)
@@ -171,6 +177,25 @@ def _line_rule(line: _Line, first: bool) -> bool:
 def _mark_line_rules(lines: list[_Line], content: list[int]) -> None:
     for n, i in enumerate(content):
         lines[i].boilerplate = _line_rule(lines[i], first=n == 0)
+
+
+def _is_link_line(line: str) -> bool:
+    items = _LINK_SEPARATOR.split(line)
+    return len(items) >= _LINK_TEXTS and all(
+        _LINK_TEXT.fullmatch(item) and not _SENTENCE_END.search(item) for item in items
+    )
+
+
+def _mark_link_lines(lines: list[_Line], content: list[int]) -> None:
+    """A line of short link texts between separators is navigation, unless it is a row of a table: a line next to
+    it of the same shape ("Item | Owner | Room" above "Badge | Security desk | 4")."""
+    shape = {i: len(_LINK_SEPARATOR.findall(lines[i].text)) if _is_link_line(lines[i].text) else 0 for i in content}
+    for i in content:
+        if not shape[i] or lines[i].boilerplate:
+            continue
+        # A line right above or below (no blank line between: one block of text) with as many cells.
+        if not any(shape.get(j) == shape[i] for j in (i - 1, i + 1)):
+            lines[i].boilerplate = True
 
 
 def _normalized(line: str) -> str:

@@ -28,7 +28,10 @@ from rag.types import Chunk, Document, IndexReport, IngestProblem
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
-PIPELINE_VERSION = 2  # 2: sentences follow headings, list items, table rows and hard wraps
+# 2: sentences follow headings, list items, table rows and hard wraps. 3: HTML without its chrome (nav, header,
+# footer, aside, link menus) and with inline elements kept in their line; link-only lines are boilerplate; titles
+# from a page's URL. Re-reading is needed: an unchanged file's Document is otherwise reused as it was read.
+PIPELINE_VERSION = 3
 
 
 def chunker_fingerprint(settings: Settings) -> dict[str, Any]:

@@ -224,10 +224,56 @@ def _decode(raw: bytes) -> tuple[str, str | None]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), warning
 
 
+# Elements that begin a block of their own; inline elements (a, b, span, ...) run on within the line.
+_HTML_BLOCKS = frozenset(
+    "address article aside blockquote body caption dd details dialog div dl dt fieldset figcaption figure footer "
+    "form h1 h2 h3 h4 h5 h6 header hgroup hr html li main menu nav ol p pre section summary table tbody td tfoot th "
+    "thead tr ul".split()
+)
+_HTML_DROPPED = ("script", "style", "noscript", "template", "svg", "head", "iframe", "object", "canvas", "button")
+# Site chrome, not the page's article: navigation, the site's banner and footer, sidebars (and their ARIA roles).
+# A <header> inside an <article> or <main> is that article's own header (its headline, byline) and is kept.
+_HTML_CHROME = ("nav", "aside", "footer", "header")
+_HTML_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
+# A block made only of links (and separators), at least this many, each short, is a menu: "Home | Jobs | Contact".
+_MENU_LINKS = 3
+_MENU_LINK_WORDS = 4
+_MENU_SEPARATORS = re.compile(r"[\s|·•/»›>,–—-]*")
+_BR = "\x00"  # where a <br> broke the line; a newline in the HTML source is only white space
+
+
 def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
+    """The page's text without its chrome: a block element is a paragraph (blocks apart by a blank line), inline
+    elements stay within their line, a table row is its cells joined by " | ", <br> breaks a line."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
+    metadata = _html_metadata(soup)
+    for tag in soup(list(_HTML_DROPPED)):
+        tag.decompose()
+    has_text = bool(soup.get_text().strip())
+    chrome = [
+        tag
+        for tag in soup.find_all(True)
+        if (tag.name in _HTML_CHROME and not (tag.name == "header" and tag.find_parent(["article", "main"])))
+        or str(tag.get("role") or "").lower() in _HTML_CHROME_ROLES
+        or _is_link_menu(tag)
+    ]
+    for tag in chrome:
+        if not tag.decomposed:
+            tag.decompose()
+    blocks: list[str] = []
+    _html_blocks(soup, blocks, [])
+    if has_text and not blocks:
+        raise _Skip(
+            "no article text: all of the page is navigation, banner, footer or sidebar "
+            "(<nav>, <header>, <footer>, <aside>), which is not indexed"
+        )
+    return "\n\n".join(blocks) + "\n", metadata
+
+
+def _html_metadata(soup: Any) -> dict[str, str]:
+    """Title, site, date and URL as the page's <head> states them."""
     metadata: dict[str, str] = {}
     if soup.title and soup.title.string:
         metadata["title"] = " ".join(soup.title.string.split())
@@ -245,11 +291,62 @@ def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
     canonical = soup.find("link", rel="canonical")
     if canonical is not None and canonical.get("href"):
         metadata.setdefault("url", str(canonical.get("href")))
-    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
-        tag.decompose()
-    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
-    return text, metadata
+    return metadata
+
+
+def _is_link_menu(tag: Any) -> bool:
+    """A block with no blocks inside, made only of short links and separators ("Home | Jobs | Contact")."""
+    if tag.name not in _HTML_BLOCKS or tag.name in ("body", "html") or tag.find(list(_HTML_BLOCKS)) is not None:
+        return False
+    links = tag.find_all("a")
+    if len(links) < _MENU_LINKS or any(len(a.get_text(" ").split()) > _MENU_LINK_WORDS for a in links):
+        return False
+    outside = "".join(s for s in tag.find_all(string=True) if s.find_parent("a") is None)
+    return _MENU_SEPARATORS.fullmatch(outside) is not None
+
+
+def _html_blocks(node: Any, blocks: list[str], line: list[str]) -> None:
+    """Append the text blocks under ``node`` to ``blocks``; ``line`` gathers the inline text of the open block."""
+    from bs4 import NavigableString, Tag
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if type(child) is NavigableString:  # not a comment, doctype or CDATA
+                line.append(str(child).replace(_BR, " "))
+        elif not isinstance(child, Tag):
+            continue
+        elif child.name == "br":
+            line.append(_BR)
+        elif child.name == "table":
+            _flush(blocks, line)
+            rows = [_table_row(tr) for tr in child.find_all("tr")]
+            if any(rows):
+                blocks.append("\n".join(r for r in rows if r))
+        elif child.name == "pre":
+            _flush(blocks, line)
+            code = "\n".join(ln.rstrip() for ln in child.get_text().splitlines()).strip("\n")
+            if code.strip():
+                blocks.append(code)
+        elif child.name in _HTML_BLOCKS:
+            _flush(blocks, line)
+            _html_blocks(child, blocks, line)
+            _flush(blocks, line)
+        else:
+            _html_blocks(child, blocks, line)
+
+
+def _table_row(tr: Any) -> str:
+    cells = (" ".join(cell.get_text(" ").split()) for cell in tr.find_all(["td", "th"], recursive=False))
+    return " | ".join(c for c in cells if c)
+
+
+def _flush(blocks: list[str], line: list[str]) -> None:
+    """Close the open block: white space collapsed as a browser does, a new line only where a <br> was."""
+    lines = (" ".join(part.split()) for part in "".join(line).split(_BR))
+    text = "\n".join(ln for ln in lines if ln)
+    if text:
+        blocks.append(text)
+    line.clear()
 
 
 def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:

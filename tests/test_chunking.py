@@ -13,7 +13,7 @@ from rag.clean import classify
 from rag.config import ChunkSettings, IngestSettings, load_settings
 from rag.embedders import resolve_model
 from rag.errors import IndexMismatchError
-from rag.indexer import check_compatible, chunker_fingerprint
+from rag.indexer import PIPELINE_VERSION, check_compatible, chunker_fingerprint
 from rag.ingest import read_corpus
 from rag.types import Chunk, Document, Segment
 from tests.conftest import SEEDS
@@ -201,8 +201,9 @@ def test_html_block_elements_end_sentences(tmp_path: Path) -> None:
         "<html><head><title>Orbi</title></head><body><h1>Orbi, the flying boat</h1>"
         "<h2>How much can Orbi carry</h2><p>Orbi carries 120 people and their luggage on every island flight</p>"
         "<p>Its range is 500 km.</p><ul><li>Top speed 300 km/h</li><li>Built in Toulouse</li></ul>"
-        "<table><tr><td>Capacity</td><td>120 people</td></tr></table>"
-        "<div>Adm. Smith approved it on Feb. 24 in the U.S. capital.</div></body></html>",
+        "<table><tr><th>Capacity</th><th>120 people</th></tr><tr><td>Crew</td><td>2 pilots</td></tr></table>"
+        "<div>Adm. Smith approved it on <b>Feb. 24</b> in the <a href='/dc'>U.S. capital</a>.<br>Nobody objected."
+        "</div></body></html>",
         encoding="utf-8",
     )
     (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
@@ -213,9 +214,10 @@ def test_html_block_elements_end_sentences(tmp_path: Path) -> None:
         "Its range is 500 km.",
         "Top speed 300 km/h",
         "Built in Toulouse",
-        "Capacity",
-        "120 people",
-        "Adm. Smith approved it on Feb. 24 in the U.S. capital.",
+        "Capacity | 120 people",
+        "Crew | 2 pilots",
+        "Adm. Smith approved it on Feb. 24 in the U.S. capital.",  # inline elements stay in their sentence
+        "Nobody objected.",
     ]
 
 
@@ -281,6 +283,46 @@ def test_an_index_chunked_by_the_old_rules_is_refused() -> None:
         "embedder": {"name": resolve_model(settings.embed.model)[0], "backend": settings.embed.backend},
         "chunker": {**chunker_fingerprint(settings), "pipeline": 1},
     }
-    with pytest.raises(IndexMismatchError, match=r"pipeline: 1 -> 2.*rag index --rebuild"):
+    with pytest.raises(IndexMismatchError, match=rf"pipeline: 1 -> {PIPELINE_VERSION}.*rag index --rebuild"):
         check_compatible(manifest, settings)
     check_compatible({**manifest, "chunker": chunker_fingerprint(settings)}, settings)
+
+
+def _pipeline_sentences(doc: Document) -> list[str]:
+    """Every sentence of every chunk of ``doc``, as the evidence step cuts quotes from them."""
+    sentences = []
+    for chunk in chunks_of(doc):
+        assert chunk.text == doc.text[chunk.start : chunk.end]
+        sentences += sentences_of(doc.text, chunk.start, chunk.end)
+    return sentences
+
+
+def test_markdown_and_html_quotes_never_start_with_a_heading_marker_and_wrapped_paragraphs_stay_whole(
+    tmp_path: Path,
+) -> None:
+    wrapped = textwrap.fill(WRAPPED, 72)
+    (tmp_path / "orbi.md").write_text(
+        f"# Orbi, the flying boat\n\n## Who built it\n{wrapped}\n\n### Range\n\nIts range is 500 km.\n"
+        "#### Crew ####\n- pilots and stewards\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "orbi.html").write_text(
+        f"<html><body><h1>Orbi, the flying boat</h1><h2>Who built it</h2><p>{wrapped}</p>"
+        "<h3>Range</h3><p>Its range is\n500 km.</p></body></html>",
+        encoding="utf-8",
+    )
+    docs = {d.doc_id: d for d in read_corpus([str(tmp_path)], IngestSettings()).documents}
+    whole = [
+        "The amphibious aircraft unveiled at the Moscow air show on Tuesday seats 120 people, including two pilots "
+        "and four crew, according to Adm. Alexander Moiseyev, who heads Russia's Northern Fleet.",
+        "The U.S. Navy has no comparable aircraft, officials in Washington said on Feb. 24.",
+        "Foreign Minister Sergei Lavrov did not comment.",
+    ]
+    for doc_id in ("orbi.md", "orbi.html"):
+        sentences = [" ".join(s.split()) for s in _pipeline_sentences(docs[doc_id])]
+        assert not [s for s in sentences if s.startswith("#")], doc_id
+        for sentence in whole:  # the hard-wrapped paragraph gives whole sentences
+            assert sentences.count(sentence) >= 1, (doc_id, sentence)
+        assert "Who built it" in sentences and "Its range is 500 km." in sentences, doc_id
+        fragments = [s for s in sentences if any(s != w and s in w for w in whole)]
+        assert fragments == [], doc_id

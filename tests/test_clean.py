@@ -271,3 +271,21 @@ def test_crlf_text_is_covered_exactly() -> None:
     segments = classify(text)
     assert_partition(text, segments)
     assert section_of(text, segments, "Trump is probably now negotiating") == "comments"
+
+
+def test_a_line_of_link_texts_is_boilerplate_but_a_table_is_not() -> None:
+    text = (
+        "Home | Careers | Contact\n\n"
+        "The Lisbon office opened in 2016 and now hosts the People Operations and Design teams.\n\n"
+        "Item | Owner | Room\nBadge | Security desk | 4\n\n"
+        "News › World › Europe\n"
+        "Staff travel between Paris / Berlin / Rome every month for the planning meetings.\n"
+        "About us · Jobs · Press · Privacy\n"
+    )
+    segments = classify(text)
+    assert_partition(text, segments)
+    assert section_of(text, segments, "Home | Careers") == "boilerplate"
+    assert section_of(text, segments, "News › World") == "boilerplate"
+    assert section_of(text, segments, "About us · Jobs") == "boilerplate"
+    for line in ("The Lisbon office", "Item | Owner", "Badge | Security", "Staff travel between Paris"):
+        assert section_of(text, segments, line) == "article", line

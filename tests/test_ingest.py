@@ -131,6 +131,55 @@ def test_formats_and_nested_doc_ids(tmp_path: Path) -> None:
     assert "Moiseyev commands the Northern Fleet." in docs["sub/deeper/memo.pdf"].text
 
 
+CHROME_PAGE = """<!DOCTYPE html>
+<html><head><title>Lisbon office opens - Northwind</title></head><body>
+<header class="site"><a href="/"><img alt="">Northwind Cycles</a> <p>Bikes built to last since 1998</p></header>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/shop">Shop</a></li></ul></nav>
+<div class="menu"><a href="/">Home</a> | <a href="/careers">Careers</a> | <a href="/contact">Contact</a></div>
+<main><article>
+<header><h1>The Lisbon office opens</h1></header>
+<p>The Lisbon office opened in 2016 on Rua Augusta. It hosts the
+People Operations and <a href="/teams/design">Design</a> teams.</p>
+<p>Home | Careers | Contact</p>
+<p>Staff can book a desk through the front desk in the lobby.</p>
+</article></main>
+<aside><h2>Most read</h2><p>Our summer sale starts soon</p></aside>
+<div role="contentinfo">Registered in Estonia, company number 1234</div>
+<footer><p>Copyright 2024 Northwind Cycles</p><a href="/privacy">Privacy</a></footer>
+</body></html>
+"""
+
+
+def test_html_navigation_banner_footer_sidebar_and_menus_reach_no_chunk(tmp_path: Path) -> None:
+    from rag.chunking import chunk_document
+    from rag.clean import classify
+    from rag.config import ChunkSettings
+
+    (tmp_path / "office.html").write_text(CHROME_PAGE, encoding="utf-8")
+    (doc,) = read_corpus([str(tmp_path)], IngestSettings()).documents
+    chunks = chunk_document(doc, classify(doc.text), ChunkSettings())
+    chunked = " ".join(c.text for c in chunks)
+    for chrome in ("Northwind Cycles", "Bikes built", "Shop", "Careers", "Most read", "summer sale", "Estonia",
+                   "Copyright", "Privacy"):  # fmt: skip
+        assert chrome not in chunked, chrome
+    assert "Bikes built" not in doc.text and "summer sale" not in doc.text  # chrome is not even in the text
+    assert doc.text.startswith("The Lisbon office opens\n\n")  # the article's own <header> is its headline
+    assert "It hosts the People Operations and Design teams." in chunked  # inline links stay in the sentence
+    assert "Staff can book a desk" in chunked
+    assert all(c.text == doc.text[c.start : c.end] for c in chunks)
+    assert doc.title == "Lisbon office opens - Northwind"
+
+
+def test_a_page_that_is_all_chrome_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "menu.html").write_text(
+        "<html><body><nav><a href='/'>Home</a></nav><footer>(c) 2024</footer></body></html>"
+    )
+    (tmp_path / "ok.txt").write_text("A plain note about the Lisbon office.\n")
+    read = read_corpus([str(tmp_path)], IngestSettings())
+    assert [d.doc_id for d in read.documents] == ["ok.txt"]
+    assert "menu.html" in read.problems[0].path and "navigation" in read.problems[0].message
+
+
 def test_a_single_file_path_is_its_own_corpus(tmp_path: Path) -> None:
     path = tmp_path / "one.txt"
     path.write_text("Just one document about flights.\n")
