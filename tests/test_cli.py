@@ -33,7 +33,30 @@ def test_index_search_show(env: Path, corpus: Path) -> None:
     search = runner.invoke(app, ["search", "Who is the chief of the Northern Fleet?", "-k", "2"])
     assert search.exit_code == 0
     assert search.stdout.startswith("1. ") and "004_ef5f7f6cb4511981.txt" in search.stdout
-    assert "(reader comments)" in search.stdout and "score" in search.stdout
+    assert "(reader comments)" in search.stdout
+    assert "score" not in search.stdout  # rank only: a fused score (0.0325) means nothing to a reader
+
+
+def _commands(command: object, path: list[str]) -> list[list[str]]:
+    """Every command path under the click command ``command`` (groups and their subcommands)."""
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _commands(sub, [*path, name])
+    return found
+
+
+def test_help_of_every_command_shows_flags_without_a_type() -> None:
+    import typer.main
+
+    paths = _commands(typer.main.get_command(app), [])
+    assert ["index"] in paths and ["llm", "start"] in paths and ["ask"] in paths and len(paths) > 10
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, path
+        assert "--help" in result.output, path
+    index_help = runner.invoke(app, ["index", "--help"]).output
+    assert "--rebuild" in index_help and "<str>" in index_help  # flags are bare, options with a value still typed
 
 
 def test_search_json_is_the_documented_contract(env: Path, corpus: Path) -> None:

@@ -14,6 +14,7 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperOption
 
 from rag.errors import RagError
 
@@ -26,6 +27,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _flags_show_no_type() -> None:
+    """Show a flag in ``--help`` as a bare flag: typer's rich help (0.29) prints "<bool>" beside ``--json``, as if
+    it took a value, while its plain help leaves flags bare. The rich panel is taught the plain help's rule."""
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # older typer: no type column, nothing to fix
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

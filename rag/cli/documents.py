@@ -75,6 +75,7 @@ def search_cmd(
     if not result.hits:
         out.print(f"No passages match {query!r}.")
         return
+    # Rank only: a fused score (RRF, 0.0325) or a BM25 score means nothing to a reader; --json keeps the score.
     for hit in result.hits:
         c = hit.chunk
         snippet = " ".join(c.text.split())
@@ -82,7 +83,7 @@ def search_cmd(
         section_note = " [magenta](reader comments)[/]" if c.section == "comments" else ""
         out.print(
             f"[bold]{hit.rank}. {escape(hit.title)}[/]{section_note}\n"
-            f"   [dim]{escape(c.doc_id)}{page_note(hit.page)} [{c.start}:{c.end}]  score {hit.score:.4f}[/]\n"
+            f"   [dim]{escape(c.doc_id)}{page_note(hit.page)} [{c.start}:{c.end}][/]\n"
             f"   {escape(snippet)}\n"
         )
 
