@@ -9,7 +9,7 @@ from pathlib import Path
 from rag.answering import Answer, Turn, answer_events
 from rag.config import Settings, load_settings
 from rag.errors import InputError
-from rag.indexer import build_index, check_compatible
+from rag.indexer import IndexProgress, build_index, check_compatible
 from rag.llm import ChatModel, LanguageModel
 from rag.retrieve import Retriever
 from rag.store import StoredIndex, current_generation, load_index
@@ -30,7 +30,12 @@ class Assistant:
         return Path(self.settings.index.dir)
 
     def build_index(
-        self, paths: list[str] | None = None, *, rebuild: bool = False, replace: bool = False, progress: bool = False
+        self,
+        paths: list[str] | None = None,
+        *,
+        rebuild: bool = False,
+        replace: bool = False,
+        progress: IndexProgress | None = None,
     ) -> IndexReport:
         """Index ``paths`` (or the folders the index was built from); only changed documents are embedded.
         Other folders than the recorded ones may remove indexed documents only with ``replace``."""

@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ from rag.store import StoredIndex, load_index, recorded_corpus, write_index, wri
 from rag.types import Chunk, Document, IndexReport, IngestProblem
 
 log = logging.getLogger(__name__)
+
+# Told how far a run is: (stage, done, total or None). Stages: "read" (files), "load" (the embedder),
+# "embed" (chunks), "write" (the index).
+IndexProgress = Callable[[str, int, int | None], None]
+# Batches embedded between two progress reports; grouping texts by length within four batches keeps nearly all of
+# the speed of one call over every text.
+_EMBED_SLICE_BATCHES = 4
 
 # Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
 # 2: sentences follow headings, list items, table rows and hard wraps. 3: HTML without its chrome (nav, header,
@@ -157,13 +165,13 @@ def build_index(
     *,
     rebuild: bool = False,
     replace: bool = False,
-    progress: bool = False,
+    progress: IndexProgress | None = None,
 ) -> IndexReport:
     """Index the corpus at ``paths`` (default: the folders the index was built from, else ``corpus.paths``).
 
     Those folders are recorded (absolute) in the manifest and in ``corpus.json`` beside the generations, so a
     rebuild, and an update of a damaged index, reads them again. A run over other folders that would remove
-    documents the index holds is refused unless ``replace``.
+    documents the index holds is refused unless ``replace``. ``progress`` is told how far the run is.
     """
     started = time.perf_counter()
     root = Path(settings.index.dir)
@@ -174,7 +182,8 @@ def build_index(
             check_compatible(old.manifest, settings)
         recorded = _recorded(root, old)
         corpus_paths = _absolute(paths or (recorded["paths"] if recorded else settings.corpus.paths))
-        corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None)
+        on_file = (lambda done, total: progress("read", done, total)) if progress else None
+        corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None, on_file=on_file)
         problems.extend(corpus.problems)
         if not corpus.documents:
             reasons = "; ".join(f"{p.path}: {p.message}" for p in corpus.problems)
@@ -214,6 +223,8 @@ def build_index(
             previous_params=trained.manifest["index"] if trained else None,
         )
         kind = index_params["kind"]
+        if progress:
+            progress("write", 0, None)
         bm25 = BM25Index.build([c.text for c in chunks])
         manifest = _manifest(settings, corpus_paths, corpus.documents, chunks, int(vectors.shape[1]), index_params)
         write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
@@ -229,7 +240,7 @@ def _chunks_and_vectors(
     documents: list[Document],
     old: StoredIndex | None,
     unchanged: set[str],
-    progress: bool,
+    progress: IndexProgress | None,
 ) -> tuple[list[Chunk], np.ndarray, float, int]:
     """All chunks in document order with their vectors; only chunks of new or changed documents are embedded."""
     old_rows: dict[str, list[int]] = {}
@@ -252,13 +263,20 @@ def _chunks_and_vectors(
     dim = int(old.manifest["embedder"]["dim"]) if old is not None else 0
     new_vectors = np.zeros((0, dim), dtype=np.float32)
     if to_embed:
+        if progress:
+            progress("load", 0, None)
         embedder = load_embedder(settings.embed)
         t0 = time.perf_counter()
-        new_vectors = embedder.encode(
-            [chunks[i].text for i in to_embed],
-            batch_size=settings.embed.batch_size,
-            progress=progress and len(to_embed) > 256,
-        )
+        parts = []
+        step = _EMBED_SLICE_BATCHES * settings.embed.batch_size
+        for first in range(0, len(to_embed), step):
+            if progress:
+                progress("embed", first, len(to_embed))
+            rows = to_embed[first : first + step]
+            parts.append(embedder.encode([chunks[i].text for i in rows], batch_size=settings.embed.batch_size))
+        if progress:
+            progress("embed", len(to_embed), len(to_embed))
+        new_vectors = np.concatenate(parts)
         embed_seconds = time.perf_counter() - t0
         dim = embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)

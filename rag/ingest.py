@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,14 +135,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_corpus(paths: list[str], settings: IngestSettings, known: dict[str, Document] | None = None) -> Corpus:
+def read_corpus(
+    paths: list[str],
+    settings: IngestSettings,
+    known: dict[str, Document] | None = None,
+    on_file: Callable[[int, int], None] | None = None,
+) -> Corpus:
     """Read every document under ``paths``; a file that cannot be used becomes a problem, not a failure.
 
     ``known`` maps doc_id to an already-read Document: a file whose hash matches is not parsed again.
+    ``on_file(done, total)`` is called after each file.
     """
     documents: list[Document] = []
     problems: list[IngestProblem] = []
-    for source in discover(paths, settings, problems):
+    sources = discover(paths, settings, problems)
+    for done, source in enumerate(sources, start=1):
+        if on_file is not None and done > 1:
+            on_file(done - 1, len(sources))
         try:
             size = source.path.stat().st_size
             if size > settings.max_bytes:
@@ -167,6 +176,8 @@ def read_corpus(paths: list[str], settings: IngestSettings, known: dict[str, Doc
         if warning:
             problems.append(IngestProblem(str(source.path), warning, skipped=False))
         documents.append(doc)
+    if on_file is not None:
+        on_file(len(sources), len(sources))
     for problem in problems:
         log.warning("%s: %s", problem.path, problem.message)
     return Corpus(documents=documents, problems=problems)

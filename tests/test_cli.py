@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from rag.assistant import Assistant
 from rag.cli import app
 
 runner = CliRunner()
@@ -274,3 +276,40 @@ def test_an_unexpected_error_is_one_line_unless_debugging(
     loud = runner.invoke(app, ["--debug", "search", "Lavrov"])
     assert isinstance(loud.exception, ValueError)  # the traceback is the user's to see
     assert runner.invoke(app, ["show", "missing.txt"]).exit_code == 2  # a library error keeps its own code
+
+
+def test_indexing_shows_its_progress_once_it_lasts_a_second(
+    assistant_factory: Callable[..., Assistant], corpus: Path
+) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from rag.cli.documents import IndexProgressDisplay
+
+    assistant = assistant_factory()
+    screen = StringIO()
+    stages: list[tuple[str, int, int | None]] = []
+    display = IndexProgressDisplay(Console(file=screen, force_terminal=True, width=100), delay=0.0)
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        stages.append((stage, done, total))
+        display(stage, done, total)
+
+    try:
+        assistant.build_index([str(corpus)], progress=progress)  # loading the embedder alone takes seconds
+    finally:
+        display.close()
+    assert ("read", 5, 5) in stages and ("embed", 49, 49) in stages
+    assert [s for s, *_ in stages if s != "read"] == ["load", "embed", "embed", "write"]
+    shown = screen.getvalue()
+    assert "Loading the embedder" in shown or "Embedding chunks" in shown
+    assert "/49" in shown  # the chunks embedded out of how many
+
+    quiet = StringIO()
+    display = IndexProgressDisplay(Console(file=quiet, force_terminal=True, width=100), delay=1.0)
+    try:
+        report = assistant.build_index(progress=display)  # up to date: well under a second
+    finally:
+        display.close()
+    assert not report.written and quiet.getvalue() == ""  # a short run shows nothing

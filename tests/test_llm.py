@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,6 +161,36 @@ def test_server_environment_drops_variables_that_override_its_arguments(monkeypa
 
     assert "PORT" not in env and "API_KEY" not in env
     assert env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_starting_a_server_says_so_and_how_long_it_took(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A stand-in that answers GET /v1/models as the llama server does, so no model is loaded.
+    site = tmp_path / "site"
+    (site / "v1").mkdir(parents=True)
+    (site / "v1" / "models").write_text('{"data": []}')
+    monkeypatch.setattr(process, "bundled_model_path", lambda variant: tmp_path / "model.gguf")
+    monkeypatch.setattr(
+        process,
+        "server_command",
+        lambda model, path, port, role="answer": [
+            sys.executable, "-m", "http.server", str(port), "--bind", process.HOST, "--directory", str(site)
+        ],
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="rag.notices"):
+        handle = llm.ensure_server("0.5b", persistent=False)
+    handle.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "rag.notices"]
+    assert len(said) == 2, said
+    assert said[0].startswith("Starting the bundled model ") and "(answer server)" in said[0]
+    assert re.fullmatch(r"The bundled model \S+ \(answer\) is ready: started in \d+\.\d s\.", said[1])
+
+
+def test_the_cli_prints_notices_on_stderr_as_they_are() -> None:
+    code = "from rag.cli import show_notices; show_notices(); from rag.llm.process import notices; notices.info('hi')"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stderr == "hi\n" and run.stdout == ""
 
 
 # --- the real server ---------------------------------------------------------------------------------

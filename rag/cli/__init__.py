@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 # Importing a module registers its commands, in the order `rag --help` lists them.
 # isort: off
@@ -20,4 +21,17 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    show_notices()
     app()
+
+
+def show_notices() -> None:
+    """Print the library's notices for the user (``rag.notices``: a model starting, how long it took) on stderr,
+    as they are: stdout stays the command's output (one JSON object with --json)."""
+    notices = logging.getLogger("rag.notices")
+    if not notices.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        notices.addHandler(handler)
+    notices.setLevel(logging.INFO)
+    notices.propagate = False

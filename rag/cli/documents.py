@@ -3,12 +3,85 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, page_note, print_json, reports_errors
+
+_STAGE_LABELS = {
+    "read": "Reading files",
+    "load": "Loading the embedder",
+    "embed": "Embedding chunks",
+    "write": "Writing the index",
+}
+
+
+class IndexProgressDisplay:
+    """Indexing progress on a console once a run has lasted ``delay`` seconds: the stage, files read or chunks
+    embedded out of how many, the rate and the time so far. A run that ends sooner shows nothing."""
+
+    def __init__(self, console: Console, delay: float = 1.0) -> None:
+        self._console = console
+        self._lock = threading.Lock()
+        self._state: tuple[str, int, int | None] = ("read", 0, None)
+        self._stage_started = time.monotonic()
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._closed = False
+        self._timer = threading.Timer(delay, self._show)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        with self._lock:
+            if stage != self._state[0]:
+                self._stage_started = time.monotonic()
+            self._state = (stage, done, total)
+            self._update()
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[count]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._bar.start()
+            self._update()
+
+    def _update(self) -> None:
+        if self._bar is None:
+            return
+        stage, done, total = self._state
+        label = _STAGE_LABELS.get(stage, stage)
+        if self._task is None or self._bar.tasks[0].description != label:
+            if self._task is not None:  # a stage of its own: its own count, or none ("Loading the embedder")
+                self._bar.remove_task(self._task)
+            self._task = self._bar.add_task(label, total=total, count="")
+        elapsed = time.monotonic() - self._stage_started
+        count = f"{done}/{total}" if total is not None else ""
+        if stage == "embed" and done and elapsed > 0:
+            count += f" ({done / elapsed:.0f} chunks/s)"
+        self._bar.update(self._task, completed=done, total=total, count=count)
+
+    def close(self) -> None:
+        """Stop the display (or keep it from ever appearing)."""
+        with self._lock:
+            self._closed = True
+            self._timer.cancel()
+            if self._bar is not None:
+                self._bar.stop()
 
 
 @app.command("index")
@@ -30,7 +103,12 @@ def index_cmd(
 ) -> None:
     """Index documents (.txt .md .html .pdf .docx); only new or changed ones are embedded."""
     assistant = assistant_for(index_dir)
-    report = assistant.build_index(paths or None, rebuild=rebuild, replace=replace, progress=not as_json)
+    display = None if as_json else IndexProgressDisplay(err)
+    try:
+        report = assistant.build_index(paths or None, rebuild=rebuild, replace=replace, progress=display)
+    finally:
+        if display is not None:
+            display.close()
     if as_json:
         print_json(report.to_json())
         return

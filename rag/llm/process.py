@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -21,6 +22,9 @@ from typing import Any
 from rag.errors import LLMError, RagError
 from rag.files import cache_dir, file_lock, write_json_atomic
 from rag.llm.bundled import BundledModel, bundled_model, bundled_model_path, sidecar_of
+
+# What a user waits for: the model starting, and how long it took. `rag` shows these on stderr (rag.cli.main).
+notices = logging.getLogger("rag.notices")
 
 HOST = "127.0.0.1"
 N_CTX = 4096
@@ -309,6 +313,8 @@ def _start_server(
     key = _key(model.variant, role)
     log_path = cache_dir() / f"server-{key}.log"
     command = server_command(model, model_path, port, role)
+    notices.info("Starting the bundled model %s (%s server); this takes a few seconds...", model.name, role)
+    started = time.monotonic()
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C in the terminal that started a persistent server does not reach it.
         proc = subprocess.Popen(
@@ -340,6 +346,7 @@ def _start_server(
     except BaseException:
         _stop_pid(key, proc.pid)
         raise
+    notices.info("The bundled model %s (%s) is ready: started in %.1f s.", model.name, role, time.monotonic() - started)
     state = {
         "pid": proc.pid,
         "port": port,
