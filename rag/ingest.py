@@ -387,7 +387,10 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:
         length += len(page)
     text = "".join(parts)
     if not text.strip():
-        raise _Skip("PDF has no extractable text (scanned images?); run OCR on it first")
+        raise _Skip(
+            "no text layer: a scanned PDF, its pages are images; make it searchable with OCR first "
+            "(e.g. `ocrmypdf scan.pdf scan-ocr.pdf`, Debian package ocrmypdf) and index the result"
+        )
     metadata = {}
     title = str(info.get("/Title") or "").strip()
     if title:

@@ -284,3 +284,25 @@ def test_a_broken_docx_is_skipped_with_its_reason(tmp_path: Path) -> None:
     read = read_corpus([str(tmp_path)], IngestSettings())
     assert [d.doc_id for d in read.documents] == ["ok.txt"]
     assert "unreadable .docx" in read.problems[0].message
+
+
+def scanned_pdf(path: Path, lines: list[str]) -> None:
+    """A PDF whose one page is an image of ``lines`` (no text layer), as a scanner makes it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("L", (1700, 400 + 120 * len(lines)), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=56)
+    for n, line in enumerate(lines):
+        draw.text((120, 160 + 120 * n), line, fill=0, font=font)
+    page.save(path, "PDF", resolution=200.0)
+
+
+def test_a_scanned_pdf_is_skipped_with_a_message_naming_it_and_the_fix(tmp_path: Path) -> None:
+    scanned_pdf(tmp_path / "scan.pdf", ["The Lisbon office opened in 2016."])
+    (tmp_path / "ok.txt").write_text("A plain note about the Lisbon office.\n")
+    read = read_corpus([str(tmp_path)], IngestSettings())
+    assert [d.doc_id for d in read.documents] == ["ok.txt"]
+    (problem,) = read.problems
+    assert problem.skipped and problem.path.endswith("scan.pdf")
+    assert "no text layer" in problem.message and "ocrmypdf" in problem.message and "\n" not in problem.message
