@@ -22,6 +22,7 @@ from rag.embedders import load_embedder, resolve_model, same_vectors
 from rag.errors import CorpusError, IndexCorruptError, IndexMismatchError, IndexMissingError, InputError
 from rag.files import package_versions
 from rag.ingest import read_corpus
+from rag.language import corpus_language_warning
 from rag.lexical import BM25Index
 from rag.store import StoredIndex, load_index, recorded_corpus, write_index, write_lock
 from rag.types import Chunk, Document, IndexReport, IngestProblem
@@ -185,6 +186,9 @@ def build_index(
         on_file = (lambda done, total: progress("read", done, total)) if progress else None
         corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None, on_file=on_file)
         problems.extend(corpus.problems)
+        language = corpus_language_warning(corpus.documents, resolve_model(settings.embed.model)[0])
+        if language is not None:
+            problems.append(IngestProblem(", ".join(corpus_paths), language, skipped=False))
         if not corpus.documents:
             reasons = "; ".join(f"{p.path}: {p.message}" for p in corpus.problems)
             raise CorpusError(f"none of the files under {', '.join(corpus_paths)} could be indexed ({reasons})")
