@@ -313,3 +313,67 @@ def test_indexing_shows_its_progress_once_it_lasts_a_second(
     finally:
         display.close()
     assert not report.written and quiet.getvalue() == ""  # a short run shows nothing
+
+
+def test_index_watch_follows_the_folder_survives_a_failed_run_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from rag.store import load_index
+    from tests.conftest import REPO, SEEDS
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEEDS / "002_17fbe4ec36de0cb9.txt", corpus)
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAG_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "index", str(corpus), "--watch"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def documents() -> dict[str, str]:
+        try:
+            return {d.doc_id: d.text for d in load_index(index_dir).documents.values()}
+        except Exception:  # not built yet, or between generations
+            return {}
+
+    def wait_for(what: str, done: Callable[[], bool], seconds: float = 180.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert proc.poll() is None, f"rag index --watch exited ({proc.returncode}): {''.join(stderr)}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {''.join(stderr)}"
+            time.sleep(0.2)
+
+    try:
+        wait_for("the watch to begin", lambda: any(line.startswith("Watching ") for line in stderr))
+        (corpus / "new.txt").write_text("The Lisbon office opened in 2016 and hosts forty people.\n")
+        wait_for("the added file", lambda: "new.txt" in documents())
+        (corpus / "new.txt").write_text("The Lisbon office moved to a larger building in 2024.\n")
+        wait_for("the edited file", lambda: "moved" in documents().get("new.txt", ""))
+        for path in corpus.iterdir():
+            path.unlink()  # nothing left to index: that run fails
+        wait_for("the failed run", lambda: any("still watching" in line for line in stderr), 60)
+        assert set(documents()) == {"002_17fbe4ec36de0cb9.txt", "new.txt"}  # the live index is intact
+        (corpus / "again.txt").write_text("The Tallinn office opened in 2019 near the Old Town.\n")
+        wait_for("the watch to go on", lambda: set(documents()) == {"again.txt"})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    failed = [line for line in stderr if line.startswith("Error:")]
+    assert len(failed) == 1 and "no indexable documents" in failed[0]  # one line, not a traceback
+    assert proc.returncode == 0 and stderr[-1].strip() == "Stopped watching."
+    assert "Traceback" not in "".join(stderr)

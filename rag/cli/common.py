@@ -75,33 +75,36 @@ def os_error_message(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+def error_line(exc: Exception) -> tuple[str, int] | None:
+    """The one line that reports ``exc`` and the exit code, or None when it must propagate (an exit, a usage
+    error, or anything unexpected under ``--debug``): a library error with its own exit code, the machine's (a
+    full disk, a read-only folder) and, for anything else, the exception named with how to get its traceback."""
+    if isinstance(exc, RagError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, (typer.Exit, typer.Abort, click.ClickException)) or debugging():
+        return None
+    if isinstance(exc, OSError):
+        return os_error_message(exc), 1
+    return (
+        f"unexpected {type(exc).__name__}: {str(exc)[:300]}; "
+        "run again with --debug (or RAG_DEBUG=1) for the traceback, and report it"
+    ), 1
+
+
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Turn a failure into a one-line message on stderr and a non-zero exit code, never a traceback (unless
-    ``--debug``): a library error with its own exit code, the machine's (a full disk, a read-only folder) and,
-    for anything else, the exception named with how to get its traceback."""
+    ``--debug``); see ``error_line``."""
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except RagError as exc:
-            err.print(f"[red]Error:[/] {escape(str(exc))}")
-            raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, click.ClickException, KeyboardInterrupt):
-            raise
-        except OSError as exc:
-            if debugging():
-                raise
-            err.print(f"[red]Error:[/] {escape(os_error_message(exc))}")
-            raise typer.Exit(1) from None
         except Exception as exc:
-            if debugging():
+            reported = error_line(exc)
+            if reported is None:
                 raise
-            err.print(
-                f"[red]Error:[/] unexpected {type(exc).__name__}: {escape(str(exc)[:300])}; "
-                "run again with --debug (or RAG_DEBUG=1) for the traceback, and report it"
-            )
-            raise typer.Exit(1) from None
+            err.print(f"[red]Error:[/] {escape(reported[0])}")
+            raise typer.Exit(reported[1]) from None
 
     return wrapper
 

@@ -5,14 +5,30 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, page_note, print_json, reports_errors
+from rag.cli.common import (
+    AsJson,
+    IndexDir,
+    app,
+    assistant_for,
+    err,
+    error_line,
+    out,
+    page_note,
+    print_json,
+    reports_errors,
+)
+from rag.errors import InputError
+
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+    from rag.types import IndexReport
 
 _STAGE_LABELS = {
     "read": "Reading files",
@@ -24,7 +40,8 @@ _STAGE_LABELS = {
 
 class IndexProgressDisplay:
     """Indexing progress on a console once a run has lasted ``delay`` seconds: the stage, files read or chunks
-    embedded out of how many, the rate and the time so far. A run that ends sooner shows nothing."""
+    embedded out of how many, the rate and the time so far. A run that ends sooner shows nothing, and so does
+    a console that is not a terminal (a pipe, a log file)."""
 
     def __init__(self, console: Console, delay: float = 1.0) -> None:
         self._console = console
@@ -36,7 +53,8 @@ class IndexProgressDisplay:
         self._closed = False
         self._timer = threading.Timer(delay, self._show)
         self._timer.daemon = True
-        self._timer.start()
+        if console.is_terminal:  # a pipe or a log file gets the report line only
+            self._timer.start()
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         with self._lock:
@@ -98,20 +116,38 @@ def index_cmd(
         bool,
         typer.Option("--replace", help="Let PATHS replace the folders the index was built from (removes documents)."),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Keep running: index again whenever files in the folders change (Ctrl-C stops)."),
+    ] = False,
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Index documents (.txt .md .html .pdf .docx); only new or changed ones are embedded."""
+    if watch and as_json:
+        raise InputError("--watch prints a report per run as text; leave out --json")
     assistant = assistant_for(index_dir)
+    report = _index_once(assistant, paths or None, rebuild=rebuild, replace=replace, as_json=as_json)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _print_report(assistant, report)
+    if watch:
+        _watch(assistant)
+
+
+def _index_once(
+    assistant: Assistant, paths: list[str] | None, *, rebuild: bool, replace: bool, as_json: bool
+) -> IndexReport:
     display = None if as_json else IndexProgressDisplay(err)
     try:
-        report = assistant.build_index(paths or None, rebuild=rebuild, replace=replace, progress=display)
+        return assistant.build_index(paths, rebuild=rebuild, replace=replace, progress=display)
     finally:
         if display is not None:
             display.close()
-    if as_json:
-        print_json(report.to_json())
-        return
+
+
+def _print_report(assistant: Assistant, report: IndexReport) -> None:
     for problem in report.problems:
         verb = "skipped" if problem.skipped else "warning"
         err.print(f"[yellow]{verb}[/] {escape(problem.path)}: {escape(problem.message)}")
@@ -128,6 +164,28 @@ def index_cmd(
         f"{report.chunks_embedded} embedded in {report.embed_seconds:.1f}s{rate}; "
         f"{report.index_kind} index; {report.total_seconds:.1f}s in all."
     )
+
+
+def _watch(assistant: Assistant) -> None:
+    """Index again each time the recorded folders change and then stay quiet; a failed run is one line and the
+    watch goes on (the live index stays as it was). Ctrl-C ends it."""
+    from rag.store import recorded_corpus
+    from rag.watch import changes
+
+    recorded = recorded_corpus(assistant.index_dir)
+    folders = recorded["paths"] if recorded else []
+    err.print(f"Watching {escape(', '.join(folders))} for changes; Ctrl-C stops.")
+    try:
+        for _ in changes(folders, assistant.settings.ingest.extensions):
+            try:
+                _print_report(assistant, _index_once(assistant, None, rebuild=False, replace=False, as_json=False))
+            except Exception as exc:
+                reported = error_line(exc)
+                if reported is None:
+                    raise
+                err.print(f"[red]Error:[/] {escape(reported[0])} (still watching)")
+    except KeyboardInterrupt:
+        err.print("Stopped watching.")
 
 
 @app.command("search")
