@@ -32,6 +32,9 @@ class IngestSettings:
     # A symbolic link in a corpus folder is read only when it points to a file inside that folder, unless this
     # is true (a link to /etc/passwd would otherwise be indexed and served by /v1/documents).
     follow_links: bool = False
+    # A PDF without a text layer (a scan) is read with the tesseract OCR program (Debian package tesseract-ocr)
+    # when this is true; otherwise it is skipped with a message naming this setting.
+    ocr: bool = False
 
 
 @dataclass

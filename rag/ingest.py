@@ -166,7 +166,7 @@ def read_corpus(
             if previous is not None and previous.sha256 == sha and not stale:
                 documents.append(previous)
                 continue
-            doc, warning = _read_document(source, sha)
+            doc, warning = _read_document(source, sha, settings)
         except _Skip as exc:
             problems.append(IngestProblem(str(source.path), str(exc)))
             continue
@@ -187,13 +187,13 @@ class _Skip(Exception):
     """A file that cannot be indexed; the message says why and what to do."""
 
 
-def _read_document(source: SourceFile, sha: str) -> tuple[Document, str | None]:
+def _read_document(source: SourceFile, sha: str, settings: IngestSettings) -> tuple[Document, str | None]:
     suffix = source.path.suffix.lower()
     warning = None
     metadata: dict[str, str] = {}
     pages: list[int] = []
     if suffix == ".pdf":
-        text, metadata, pages = _read_pdf(source.path)
+        text, metadata, pages = _read_pdf(source.path, ocr=settings.ocr)
     elif suffix == ".docx":
         text, metadata = _read_docx(source.path)
     else:
@@ -360,16 +360,21 @@ def _flush(blocks: list[str], line: list[str]) -> None:
     line.clear()
 
 
-def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:
-    """The text of every page, pages apart by a blank line, and the offset where each page begins."""
+def _read_pdf(path: Path, *, ocr: bool = False) -> tuple[str, dict[str, str], list[int]]:
+    """The text of every page, pages apart by a blank line, and the offset where each page begins. A PDF with no
+    text layer is read by OCR when ``ocr``, else skipped with the fix."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    metadata: dict[str, str] = {}
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise _Skip("encrypted PDF; decrypt it first (e.g. `qpdf --decrypt`)")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        if ocr and not any(pages):
+            pages = [_ocr_page(page, path, n) for n, page in enumerate(reader.pages, start=1)]
+            metadata["ocr"] = "tesseract"
         info: Any = reader.metadata or {}
     except _Skip:
         raise
@@ -386,16 +391,54 @@ def _read_pdf(path: Path) -> tuple[str, dict[str, str], list[int]]:
         parts.append(page)
         length += len(page)
     text = "".join(parts)
+    if not text.strip() and ocr:
+        raise _Skip("no text layer, and OCR (tesseract) found no text on its pages; check the scan's quality")
     if not text.strip():
         raise _Skip(
-            "no text layer: a scanned PDF, its pages are images; make it searchable with OCR first "
-            "(e.g. `ocrmypdf scan.pdf scan-ocr.pdf`, Debian package ocrmypdf) and index the result"
+            "no text layer: a scanned PDF, its pages are images; set ingest.ocr = true (RAG_INGEST_OCR=true) to "
+            "read it with tesseract (Debian package tesseract-ocr), or OCR it first (e.g. `ocrmypdf scan.pdf out.pdf`)"
         )
-    metadata = {}
     title = str(info.get("/Title") or "").strip()
     if title:
         metadata["title"] = title
     return text + "\n", metadata, starts
+
+
+# Seconds tesseract may take over one page image (a page at 300 dpi takes 2-10 s on one core).
+_OCR_TIMEOUT = 300
+
+
+def _ocr_page(page: Any, path: Path, number: int) -> str:
+    """The text tesseract reads in the images of one PDF page (a scan is one image per page), lines as it
+    gives them, paragraphs apart by a blank line."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        raise _Skip(
+            "no text layer, and ingest.ocr is on but the tesseract program is not installed; "
+            "install it (`apt install tesseract-ocr`) or OCR the file first (e.g. `ocrmypdf scan.pdf out.pdf`)"
+        )
+    texts = []
+    with tempfile.TemporaryDirectory(prefix="rag-ocr-") as folder:
+        for n, image in enumerate(page.images):
+            picture = Path(folder) / f"page-{number}-{n}.png"
+            image.image.save(picture)
+            try:
+                run = subprocess.run(
+                    [tesseract, str(picture), "stdout"],
+                    capture_output=True, text=True, timeout=_OCR_TIMEOUT, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as exc:
+                raise _Skip(f"OCR of page {number} took over {_OCR_TIMEOUT} s; OCR the file first") from exc
+            if run.returncode != 0:
+                reason = (run.stderr.strip().splitlines() or ["no message"])[-1]
+                raise _Skip(f"tesseract failed on page {number} of {path.name} ({reason})")
+            texts.append(run.stdout)
+    lines = [line.rstrip() for line in "\n".join(texts).replace("\x0c", "").splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _read_docx(path: Path) -> tuple[str, dict[str, str]]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from rag.assistant import Assistant
 from rag.config import IngestSettings
 from rag.errors import CorpusError
 from rag.ingest import discover, read_corpus, url_title
@@ -305,4 +308,37 @@ def test_a_scanned_pdf_is_skipped_with_a_message_naming_it_and_the_fix(tmp_path:
     assert [d.doc_id for d in read.documents] == ["ok.txt"]
     (problem,) = read.problems
     assert problem.skipped and problem.path.endswith("scan.pdf")
-    assert "no text layer" in problem.message and "ocrmypdf" in problem.message and "\n" not in problem.message
+    assert "no text layer" in problem.message and "\n" not in problem.message
+    assert "ingest.ocr = true" in problem.message and "ocrmypdf" in problem.message  # the two ways to fix it
+
+
+SCAN_LINES = ["The Lisbon office opened in 2016.", "It hosts the Design team."]
+
+
+@pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="tesseract is not installed (apt install tesseract-ocr): OCR is untested"
+)
+def test_a_scanned_pdf_is_read_by_ocr_when_asked_and_indexed(
+    tmp_path: Path, assistant_factory: Callable[..., Assistant]
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    scanned_pdf(corpus / "scan.pdf", SCAN_LINES)
+    (doc,) = read_corpus([str(corpus)], IngestSettings(ocr=True)).documents
+    assert " ".join(doc.text.split()) == " ".join(SCAN_LINES)
+    assert doc.pages == [0] and doc.metadata["ocr"] == "tesseract"
+    assistant = assistant_factory(ingest__ocr=True)
+    assert assistant.build_index([str(corpus)]).added == ["scan.pdf"]
+    (hit,) = assistant.search("When did the Lisbon office open?", k=1).hits
+    assert hit.chunk.doc_id == "scan.pdf" and hit.page == 1
+    assert "2016" in hit.chunk.text and hit.chunk.text == doc.text[hit.chunk.start : hit.chunk.end]
+
+
+def test_ocr_without_tesseract_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scanned_pdf(tmp_path / "scan.pdf", SCAN_LINES)
+    (tmp_path / "ok.txt").write_text("A plain note about the Lisbon office.\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    read = read_corpus([str(tmp_path)], IngestSettings(ocr=True))
+    assert [d.doc_id for d in read.documents] == ["ok.txt"]
+    (problem,) = read.problems
+    assert problem.path.endswith("scan.pdf") and "apt install tesseract-ocr" in problem.message
