@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 # Told how far a run is: (stage, done, total or None). Stages: "read" (files), "load" (the embedder),
 # "embed" (chunks), "write" (the index).
 IndexProgress = Callable[[str, int, int | None], None]
-# Batches embedded between two progress reports; grouping texts by length within four batches keeps nearly all of
-# the speed of one call over every text.
-_EMBED_SLICE_BATCHES = 4
 
 # Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
 # 2: sentences follow headings, list items, table rows and hard wraps. 3: HTML without its chrome (nav, header,
@@ -271,16 +268,18 @@ def _chunks_and_vectors(
             progress("load", 0, None)
         embedder = load_embedder(settings.embed)
         t0 = time.perf_counter()
-        parts = []
-        step = _EMBED_SLICE_BATCHES * settings.embed.batch_size
-        for first in range(0, len(to_embed), step):
+        # Longest first, one batch per call: the batches the embedder forms itself in one call over every text
+        # (it sorts by length too), so the vectors and the speed are the same, and progress is told per batch.
+        longest_first = sorted(range(len(to_embed)), key=lambda n: -len(chunks[to_embed[n]].text))
+        new_vectors = np.zeros((len(to_embed), embedder.dim), dtype=np.float32)
+        step = settings.embed.batch_size
+        for first in range(0, len(longest_first), step):
             if progress:
                 progress("embed", first, len(to_embed))
-            rows = to_embed[first : first + step]
-            parts.append(embedder.encode([chunks[i].text for i in rows], batch_size=settings.embed.batch_size))
+            rows = longest_first[first : first + step]
+            new_vectors[rows] = embedder.encode([chunks[to_embed[n]].text for n in rows], batch_size=step)
         if progress:
             progress("embed", len(to_embed), len(to_embed))
-        new_vectors = np.concatenate(parts)
         embed_seconds = time.perf_counter() - t0
         dim = embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
