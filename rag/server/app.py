@@ -1,4 +1,4 @@
-"""The application: one shared ``Assistant`` behind the middleware, the error handlers and the two routers."""
+"""The application: one shared ``Assistant`` behind the middleware, the error handlers, the two routers and MCP."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from rag.assistant import Assistant
 from rag.config import ServerSettings
 from rag.errors import RagError
+from rag.mcp_server import HttpEndpoint
 from rag.server import routes_openai, routes_rag
 from rag.server.errors import add_exception_handlers
 from rag.server.middleware import add_middleware
@@ -25,7 +27,8 @@ log = logging.getLogger("rag.server")
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(_warm_up, app.state.rag.assistant)
-    yield
+    async with app.state.mcp.running():  # the MCP sessions live inside the app's lifespan
+        yield
 
 
 def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> FastAPI:
@@ -45,6 +48,8 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
     app.include_router(routes_openai.router)
     app.include_router(routes_rag.router)
     add_chunk_schema(app)
+    app.state.mcp = HttpEndpoint(app.state.rag)  # MCP over streamable HTTP, behind the same key (docs/mcp.md)
+    app.router.routes.append(Route("/mcp", app.state.mcp, include_in_schema=False))
     return app
 
 
