@@ -9,12 +9,13 @@ A library error becomes a tool error whose text is the product's one-line messag
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -26,10 +27,11 @@ from mcp_types import INTERNAL_ERROR, ToolAnnotations
 from mcp_types import Resource as ResourceInfo
 from pydantic import BaseModel, Field
 
+from rag import __version__
 from rag.answering import Answer
 from rag.errors import InputError, RagError
 from rag.schemas import CitationOut, DocumentOut, HitOut, SearchResponse
-from rag.types import Section
+from rag.types import Hit, Section
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,7 +62,7 @@ class SearchHit(HitOut):
     title: str = Field(description="The document's title.")
 
     @classmethod
-    def of_hit(cls, hit: Any) -> SearchHit:
+    def of_hit(cls, hit: Hit) -> SearchHit:
         return cls(**HitOut.of(hit).model_dump(), title=hit.title)
 
 
@@ -125,13 +127,16 @@ class RagMCP(MCPServer):
 
     def __init__(self, assistant: Assistant, answer_slot: AnswerSlot = _no_slot) -> None:
         super().__init__(
-            "rag", title="rag: cited answers from your documents", instructions=INSTRUCTIONS, log_level="WARNING"
+            "rag",
+            title="rag: cited answers from your documents",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            log_level="WARNING",
         )
         self.assistant, self.answer_slot = assistant, answer_slot
         read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-        self.add_tool(self.search, annotations=read_only)
-        self.add_tool(self.ask, annotations=read_only)
-        self.add_tool(self.show, annotations=read_only)
+        for tool in (self.search, self.ask, self.show):  # the docstring, dedented, is the tool's description
+            self.add_tool(tool, description=inspect.getdoc(tool), annotations=read_only)
         self.resource(DOCUMENT_URI, name="document", mime_type="text/plain")(self.read_document)
 
     async def search(
@@ -189,7 +194,7 @@ class RagMCP(MCPServer):
         return Span(**DocumentOut.of(doc, s, e).model_dump(), page=doc.page_at(s), before=before, after=after)
 
     def read_document(self, doc_id: str) -> str:
-        """A document's text as indexed: what citation offsets point into."""
+        """A document's text as indexed: what citation offsets point into (the SDK reads it in a worker thread)."""
         try:
             return self.assistant.document(doc_id).text
         except InputError as exc:

@@ -22,6 +22,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from rag import __version__
 from rag.assistant import Assistant
 from rag.llm import free_port
 from tests.conftest import REPO, SEEDS, make_settings
@@ -84,7 +85,8 @@ def test_stdio_tools_are_listed_with_their_schemas_and_search_finds_exact_spans(
     seeds_assistant: Assistant, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     async def session(client: Client) -> None:
-        assert client.server_info is not None and client.server_info.name == "rag"
+        info = client.server_info
+        assert info is not None and info.name == "rag" and info.version == __version__
         assert client.server_capabilities.tools is not None and client.server_capabilities.resources is not None
         assert "abstained" in (client.instructions or "")
 
@@ -95,6 +97,7 @@ def test_stdio_tools_are_listed_with_their_schemas_and_search_finds_exact_spans(
         assert tools["ask"].input_schema["required"] == ["question"]
         assert tools["show"].input_schema["required"] == ["doc_id"]
         assert all(t.annotations is not None and t.annotations.read_only_hint for t in tools.values())
+        assert all(t.description and "\n " not in t.description for t in tools.values())  # docstrings, dedented
         ask_out = tools["ask"].output_schema or {}
         assert set(ask_out["required"]) >= {"answer", "abstained", "citations"}
         citation = ask_out["$defs"]["TitledCitation"]
