@@ -258,6 +258,7 @@ class HttpEndpoint:
                 self._transport = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Imported here, as in the methods below: `rag mcp` (stdio) does not load the HTTP server.
         from starlette.requests import Request
 
         from rag.server.errors import ApiError

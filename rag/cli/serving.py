@@ -47,8 +47,7 @@ def serve_cmd(
 @app.command("mcp")
 @reports_errors
 def mcp_cmd(index_dir: IndexDir = None) -> None:
-    """Serve the Model Context Protocol over stdio for agents and desktop chat apps (docs/mcp.md): tools search,
-    ask and show, and the documents as resources."""
+    """Serve MCP over stdio for agents and desktop apps: tools search, ask, show; documents as resources."""
     from rag.mcp_server import serve_stdio
 
     assistant = assistant_for(index_dir)
