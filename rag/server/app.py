@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.routing import Route
 
+from rag import mcp_server
 from rag.assistant import Assistant
 from rag.config import ServerSettings
 from rag.errors import RagError
-from rag.mcp_server import HttpEndpoint
 from rag.server import routes_openai, routes_rag
 from rag.server.errors import add_exception_handlers
 from rag.server.middleware import add_middleware
@@ -43,13 +43,13 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
         redoc_url=None,
     )
     app.state.rag = AppState.build(assistant, settings)
+    app.state.mcp = mcp_server.HttpEndpoint(app.state.rag)  # MCP over streamable HTTP, same key (docs/mcp.md)
+    app.router.routes.append(Route("/mcp", app.state.mcp, include_in_schema=False))
     add_middleware(app, settings)
     add_exception_handlers(app)
     app.include_router(routes_openai.router)
     app.include_router(routes_rag.router)
     add_chunk_schema(app)
-    app.state.mcp = HttpEndpoint(app.state.rag)  # MCP over streamable HTTP, behind the same key (docs/mcp.md)
-    app.router.routes.append(Route("/mcp", app.state.mcp, include_in_schema=False))
     return app
 
 
