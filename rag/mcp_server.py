@@ -12,7 +12,7 @@ import contextlib
 import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -113,8 +113,9 @@ async def _no_slot() -> AsyncIterator[None]:
     yield
 
 
-def _final_answer(events: Iterator[str | Answer]) -> Answer | None:
-    """The ``Answer`` that ends ``ask_stream``; None when it was cancelled first."""
+def _final_answer(events: Iterable[object]) -> Answer | None:
+    """The ``Answer`` that ends ``ask_stream`` (after the text and any other events); None when it was cancelled
+    first."""
     answer = None
     for event in events:
         if isinstance(event, Answer):
