@@ -1,4 +1,5 @@
-"""`rag serve` and `rag llm start|stop|status`: the HTTP API and the bundled model's servers."""
+"""`rag serve`, `rag mcp` and `rag llm start|stop|status`: the HTTP API, the MCP server and the bundled model's
+servers."""
 
 from __future__ import annotations
 
@@ -41,6 +42,17 @@ def serve_cmd(
         f"[dim]Chat page and API at http://{escape(host)}:{port}/ (OpenAI base URL: http://{escape(host)}:{port}/v1)[/]"
     )
     serve(assistant, host, port)
+
+
+@app.command("mcp")
+@reports_errors
+def mcp_cmd(index_dir: IndexDir = None) -> None:
+    """Serve MCP over stdio for agents and desktop apps: tools search, ask, show; documents as resources."""
+    from rag.mcp_server import serve_stdio
+
+    assistant = assistant_for(index_dir)
+    assistant.index  # noqa: B018  (no index: say so now, with the fix, rather than on the first call)
+    serve_stdio(assistant)
 
 
 llm_app = typer.Typer(help="Manage the bundled local language model server.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""The application: one shared ``Assistant`` behind the middleware, the error handlers and the two routers."""
+"""The application: one shared ``Assistant`` behind the middleware, the error handlers, the two routers and MCP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from starlette.routing import Route
 
+from rag import mcp_server
 from rag.assistant import Assistant
 from rag.config import ServerSettings
 from rag.errors import RagError
@@ -25,7 +27,8 @@ log = logging.getLogger("rag.server")
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(_warm_up, app.state.rag.assistant)
-    yield
+    async with app.state.mcp.running():  # the MCP sessions live inside the app's lifespan
+        yield
 
 
 def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> FastAPI:
@@ -40,6 +43,8 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
         redoc_url=None,
     )
     app.state.rag = AppState.build(assistant, settings)
+    app.state.mcp = mcp_server.HttpEndpoint(app.state.rag)  # MCP over streamable HTTP, same key (docs/mcp.md)
+    app.router.routes.append(Route("/mcp", app.state.mcp, include_in_schema=False))
     add_middleware(app, settings)
     add_exception_handlers(app)
     app.include_router(routes_openai.router)
