@@ -13,7 +13,7 @@ from rag.indexer import build_index, check_compatible
 from rag.llm import ChatModel, LanguageModel
 from rag.retrieve import Retriever
 from rag.store import StoredIndex, current_generation, load_index
-from rag.types import Document, IndexReport, SearchResult
+from rag.types import Document, IndexReport, SearchResult, Stage
 
 
 class Assistant:
@@ -86,18 +86,51 @@ class Assistant:
             )
         return doc, start, end
 
-    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
-        """Answer ``question`` (a follow-up when ``history`` is given) with verified citations."""
-        for event in answer_events(self.settings, self.retriever, self.model, question, history, stream=False):
+    def ask(
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ) -> Answer:
+        """Answer ``question`` (a follow-up when ``history`` is given) with verified citations, only from
+        ``doc_ids`` and ``sections`` when given."""
+        events = answer_events(
+            self.settings,
+            self.retriever,
+            self.model,
+            question,
+            history,
+            stream=False,
+            doc_ids=doc_ids,
+            sections=sections,
+        )
+        for event in events:
             if isinstance(event, Answer):
                 return event
         raise AssertionError("answer_events ends with an Answer")
 
     def ask_stream(
-        self, question: str, history: list[Turn] | None = None, cancel: threading.Event | None = None
-    ) -> Iterator[str | Answer]:
-        """The verified answer text piece by piece as the model writes it, then the ``Answer``.
+        self,
+        question: str,
+        history: list[Turn] | None = None,
+        cancel: threading.Event | None = None,
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ) -> Iterator[str | Stage | Answer]:
+        """The verified answer text piece by piece as the model writes it and the stages it reaches (``Stage``),
+        then the ``Answer``.
 
         Setting ``cancel`` stops it early (no ``Answer`` then): a chat client that went away.
         """
-        return answer_events(self.settings, self.retriever, self.model, question, history, stream=True, cancel=cancel)
+        return answer_events(
+            self.settings,
+            self.retriever,
+            self.model,
+            question,
+            history,
+            stream=True,
+            cancel=cancel,
+            doc_ids=doc_ids,
+            sections=sections,
+        )

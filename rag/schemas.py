@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from rag.answering import Answer
+    from rag.answering import Answer, ClosestPassage
     from rag.citations import Citation
     from rag.evidence import Passage
-    from rag.types import Document, Hit, SearchResult
+    from rag.types import AbstainReason, Document, Hit, SearchResult
 
 
 class HitOut(BaseModel):
@@ -84,6 +84,29 @@ class CitationOut(BaseModel):
         return cls.model_validate(citation, from_attributes=True)  # the same fields as ``Citation``
 
 
+class AbstainReasonOut(BaseModel):
+    code: str = Field(description="no_passages, premise_not_found, model_declined or unsupported.")
+    message: str = Field(description="The reason in words, for people.")
+
+    @classmethod
+    def of(cls, reason: AbstainReason | None) -> AbstainReasonOut | None:
+        return None if reason is None else cls(code=reason.code, message=reason.message)
+
+
+class ClosestPassageOut(BaseModel):
+    doc_id: str
+    title: str
+    source: str = Field(description="The document's URL when it gave one, else its doc_id.")
+    page: int | None = Field(description="The 1-based page the text starts on (PDF); null for formats without pages.")
+    start: int
+    end: int
+    text: str = Field(description="Exactly the document's text[start:end].")
+
+    @classmethod
+    def of(cls, passage: ClosestPassage) -> ClosestPassageOut:
+        return cls.model_validate(passage, from_attributes=True)
+
+
 class PromptRef(BaseModel):
     name: str
     sha256: str
@@ -101,6 +124,10 @@ class AskResponse(BaseModel):
     usage: dict[str, int]
     standalone_question: str
     unsupported: list[str]
+    abstain_reason: AbstainReasonOut | None = Field(description="Why the answer abstained; null when it answered.")
+    closest_passages: list[ClosestPassageOut] = Field(
+        description="On abstention, up to 3 passages that came closest to answering; empty when answered."
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
@@ -116,6 +143,8 @@ class AskResponse(BaseModel):
             usage=answer.usage,
             standalone_question=answer.standalone_question,
             unsupported=answer.unsupported,
+            abstain_reason=AbstainReasonOut.of(answer.abstain_reason),
+            closest_passages=[ClosestPassageOut.of(p) for p in answer.closest_passages],
         )
 
 

@@ -40,7 +40,7 @@ PAGE_HEADERS = {
 async def ask(body: AskRequest, request: Request, state: State) -> Any:
     """The same JSON as `rag ask --json`."""
     history = [Turn(question=t.question, answer=t.answer) for t in body.history]
-    run = await state.start_answer(request, body.question, history)
+    run = await state.start_answer(request, body.question, history, body.doc_ids, body.sections)
     answer = await final_answer(run) if run is not None else None
     return client_gone() if answer is None else dump(AskResponse.of(answer))
 
