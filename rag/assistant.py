@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rag.answering import Answer, Turn, answer_events
 from rag.config import Settings, load_settings
+from rag.corpus import DocumentInfo, add_file, document_info, remove_file
 from rag.errors import InputError
 from rag.indexer import build_index, check_compatible
 from rag.llm import ChatModel, LanguageModel
@@ -23,6 +24,7 @@ class Assistant:
         self.settings = settings or load_settings()
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()  # one loader at a time when the HTTP server's threads share the assistant
+        self._writing = threading.Lock()  # one corpus change (add, remove) at a time from this process
         self.model = model or ChatModel(self.settings)
 
     @property
@@ -73,6 +75,25 @@ class Assistant:
             close = [d for d in sorted(documents) if doc_id.lower() in d.lower()][:5] or sorted(documents)[:5]
             raise InputError(f"no document {doc_id!r} in the index; known doc ids include: {', '.join(close)}")
         return documents[doc_id]
+
+    def documents(self) -> list[DocumentInfo]:
+        """The indexed documents, by doc_id."""
+        index = self.index
+        return [document_info(index, index.documents[d]) for d in sorted(index.documents)]
+
+    def add_document(self, name: str, data: bytes) -> DocumentInfo:
+        """Add the file ``name`` with content ``data`` to the corpus folder and index it (as `rag index` would);
+        on any failure nothing is added and the previous index stays live."""
+        with self._writing:
+            doc_id = add_file(self.settings, self.index, name, data, self.build_index)
+            index = self.index
+            return document_info(index, index.documents[doc_id])
+
+    def remove_document(self, doc_id: str) -> None:
+        """Remove ``doc_id``'s file from the corpus folder and from the index; on failure the file is put back."""
+        with self._writing:
+            self.document(doc_id)  # an unknown doc id: the usual error
+            remove_file(self.settings, self.index, doc_id, self.build_index)
 
     def span(self, doc_id: str, start: int | None = None, end: int | None = None) -> tuple[Document, int, int]:
         """A document and a checked ``[start, end)`` range of its text (whole text by default)."""

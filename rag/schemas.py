@@ -6,13 +6,14 @@ named and rounded in one place. docs/contracts.md describes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from rag.answering import Answer, ClosestPassage
     from rag.citations import Citation
+    from rag.corpus import DocumentInfo
     from rag.evidence import Passage
     from rag.types import AbstainReason, Document, Hit, SearchResult
 
@@ -171,6 +172,33 @@ class DocumentOut(BaseModel):
             pages=len(doc.pages) or None,
             text=doc.text[start:end],
         )
+
+
+class DocumentInfoOut(BaseModel):
+    """An indexed document as `GET /v1/documents` lists it."""
+
+    id: str = Field(description="The doc_id: the path relative to the corpus folder.")
+    title: str
+    format: str = Field(description="The file's extension without the dot: txt, md, html, pdf, docx.")
+    pages: int | None = Field(description="Pages of a paged format (PDF); null otherwise.")
+    size: int | None = Field(description="Bytes of the file; null when the file is gone.")
+    indexed_at: str = Field(description="When it was indexed (ISO 8601, UTC).")
+    source: str = Field(description="The document's URL when it gave one, else its doc_id.")
+
+    @classmethod
+    def of(cls, info: DocumentInfo) -> DocumentInfoOut:
+        return cls.model_validate(info, from_attributes=True)
+
+
+class DocumentList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentInfoOut]
+
+
+class DocumentDeleted(BaseModel):
+    id: str
+    object: Literal["document"] = "document"
+    deleted: Literal[True] = True
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

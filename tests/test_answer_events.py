@@ -150,7 +150,7 @@ def test_asking_within_a_document_cites_only_that_document(seeds_assistant: Assi
 
 def test_an_unknown_document_fails_before_the_model_is_called(seeds_assistant: Assistant) -> None:
     model = replying(FLEET)
-    with pytest.raises(InputError, match="no document 'nope.txt' in the index"):
+    with pytest.raises(InputError, match=r"no document 'nope\.txt' in the index"):
         assistant_with(seeds_assistant, model).ask(QUESTION, doc_ids=["nope.txt"])
     with pytest.raises(InputError, match="unknown section 'footer'"):
         assistant_with(seeds_assistant, model).ask(QUESTION, sections=["footer"])

@@ -169,6 +169,34 @@ class AskRequest(BaseModel):
     sections: list[str] | None = SECTIONS
 
 
+class FeedbackCitation(BaseModel):
+    """A citation as the answer carried it (`CitationOut`); only ``doc_id`` and ``quote`` are needed."""
+
+    model_config = ConfigDict(extra="allow")
+    n: int | None = None
+    doc_id: str = Field(min_length=1, max_length=1000)
+    start: int | None = None
+    end: int | None = None
+    quote: str = Field(max_length=10_000)
+    supported: bool | None = None
+    section: str | None = None
+    page: int | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's rating of an answer: the question, the answer and its citations as shown."""
+
+    question: str = Field(min_length=1, max_length=10_000)
+    answer: str = Field(max_length=100_000)
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=100)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class FeedbackStored(BaseModel):
+    stored: Literal[True] = True
+
+
 class ModelOut(BaseModel):
     id: str
     object: Literal["model"] = "model"
