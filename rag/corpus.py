@@ -78,6 +78,15 @@ def checked_name(name: str, settings: Settings) -> str:
     bare = name.strip()
     if not bare or bare != Path(bare).name or bare in (".", "..") or "\\" in bare:
         raise InputError(f"the file name {name!r} is not a plain file name; send the file's name without a folder")
+    try:
+        size = len(bare.encode("utf-8"))
+    except UnicodeEncodeError:
+        size = -1
+    if size < 0 or size > 255 or any(ord(c) < 32 or ord(c) == 127 for c in bare):
+        raise InputError(
+            f"the file name {name[:80]!r} is not a usable file name (control characters, invalid text or "
+            "over 255 bytes); rename the file"
+        )
     if bare.startswith("."):
         raise InputError(f"the file name {name!r} starts with a dot: `rag index` skips hidden files; rename it")
     extensions = sorted({e.lower() for e in settings.ingest.extensions})
