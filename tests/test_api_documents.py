@@ -101,7 +101,8 @@ def test_the_openai_client_ignores_the_stages(seeds_server: LiveServer) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "Moiseyev" in text and "[1]" in text
     assert chunks[-1].choices[0].finish_reason == "stop"
-    stages = [c.model_extra["rag_stage"]["stage"] for c in chunks if (c.model_extra or {}).get("rag_stage")]
+    extras = [c.model_extra or {} for c in chunks]
+    stages = [extra["rag_stage"]["stage"] for extra in extras if extra.get("rag_stage")]
     assert stages == ["searching", "reading", "writing", "checking"]  # kept as an extra, not an error
     whole = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": QUESTION}])
     assert whole.choices[0].message.content == text
