@@ -178,3 +178,8 @@ def test_cli_ask_takes_doc_and_section_and_json_says_why(
     unknown = CliRunner().invoke(app, ["ask", QUESTION, "--doc", "nope.txt"])
     assert unknown.exit_code == 2 and "no document 'nope.txt' in the index" in unknown.stderr
     assert unknown.stderr.count("\n") == 1  # one line, no traceback
+    chat = CliRunner().invoke(app, ["chat", "--doc", FLEET_DOC, "--section", "comments"], input=f"{QUESTION}\nexit\n")
+    assert chat.exit_code == 0, chat.output
+    assert ABSTAIN_TEXT in chat.stdout and "why: the model found no answer in the passages" in chat.stderr
+    chat_unknown = CliRunner().invoke(app, ["chat", "--doc", "nope.txt"], input="exit\n")
+    assert chat_unknown.exit_code == 2 and "no document 'nope.txt' in the index" in chat_unknown.stderr

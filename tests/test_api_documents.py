@@ -310,3 +310,16 @@ def test_feedback_is_stored_and_becomes_reference_items(
     assert dataset.items[0].gold[0].start == start
     missing = CliRunner().invoke(app, ["eval", "--from-feedback", str(tmp_path / "none.jsonl"), "--write", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_a_pdf_upload_is_listed_with_its_pages(docs_server: LiveServer) -> None:
+    pdf = Path(__file__).parent / "data" / "office" / "fleet-review.pdf"
+    files = {"file": (pdf.name, pdf.read_bytes(), "application/pdf")}
+    created = httpx.post(f"{docs_server.url}/v1/documents", files=files, headers=KEY, timeout=120)
+    assert created.status_code == 201, created.text
+    info = created.json()
+    assert info["format"] == "pdf" and info["pages"] >= 1 and info["size"] == pdf.stat().st_size
+    listed = httpx.get(f"{docs_server.url}/v1/documents", headers=KEY).json()["data"]
+    assert info in listed
+    shown = httpx.get(f"{docs_server.url}/v1/documents/{pdf.name}", headers=KEY).json()
+    assert shown["pages"] == info["pages"] and shown["text"].strip()
