@@ -1,6 +1,7 @@
 """Answer a question: retrieve, select evidence, prompt the model, then align and verify its sentences.
 
-``answer_events`` yields the answer text as it is verified, sentence by sentence, and finally the
+``answer_events`` yields the answer text as it is verified, sentence by sentence, the ``Stage``s the answer goes
+through (searching, reading, writing, checking: for a waiting user, they decide nothing), and finally the
 ``Answer``. Streaming and non-streaming calls share it, so what a terminal shows is the final answer.
 """
 
@@ -25,10 +26,40 @@ from rag.llm.protocol import Deadline, LanguageModel
 from rag.prompts import Prompt, load_prompt
 from rag.questions import compared, sub_questions
 from rag.retrieve import Retriever, merge_hits, validate_text
-from rag.types import Hit
+from rag.types import AbstainReason, Document, Hit, Stage
 from rag.verified import Draft, PartAnswer, ms
 
 ABSTAIN_TEXT = "The documents do not answer this question."
+CLOSEST_PASSAGES = 3  # passages shown with an abstention: what came closest to answering
+
+
+@dataclass(frozen=True)
+class ClosestPassage:
+    """A passage shown with an abstention; ``source``: the document's URL when it gave one, else its doc_id."""
+
+    doc_id: str
+    title: str
+    source: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+
+
+def closest_passages(passages: list[Passage], documents: dict[str, Document]) -> list[ClosestPassage]:
+    """The first ``CLOSEST_PASSAGES`` passages the model saw (numbered by relevance), for an abstention."""
+    return [
+        ClosestPassage(
+            doc_id=p.doc_id,
+            title=p.title,
+            source=documents[p.doc_id].metadata.get("url") or p.doc_id,
+            page=p.page,
+            start=p.start,
+            end=p.end,
+            text=p.text,
+        )
+        for p in passages[:CLOSEST_PASSAGES]
+    ]
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,8 @@ class Answer:
     usage: dict[str, int]
     standalone_question: str
     unsupported: list[str] = field(default_factory=list)
+    abstain_reason: AbstainReason | None = None  # why it abstained (None when answered)
+    closest_passages: list[ClosestPassage] = field(default_factory=list)  # on abstention only
 
 
 def standalone_question(
@@ -108,23 +141,30 @@ def answer_events(
     *,
     stream: bool = True,
     cancel: threading.Event | None = None,
-) -> Iterator[str | Answer]:
-    """Yield verified answer text as it is ready, then the ``Answer``.
+    doc_ids: list[str] | None = None,
+    sections: list[str] | None = None,
+) -> Iterator[str | Stage | Answer]:
+    """Yield verified answer text as it is ready and the ``Stage``s it reaches, then the ``Answer``.
 
-    Setting ``cancel`` (from another thread) stops the work at the next token: the model's stream is closed and
-    the generator ends without an ``Answer``.
+    ``doc_ids``/``sections`` restrict the search (and so the evidence and the citations) as ``Retriever.search``
+    does. Setting ``cancel`` (from another thread) stops the work at the next token: the model's stream is closed
+    and the generator ends without an ``Answer``.
     """
     started = time.perf_counter()
     question = validate_question(question, settings)
+    retriever.check_filter(doc_ids, sections)  # an unknown document fails now, before any model call
     prompt = load_prompt("answer")
     draft = Draft(CitationBook(retriever.index.documents), started)
+    yield draft.stage("searching")
     deadline = Deadline.start(settings.llm.deadline)
     standalone = standalone_question(model, question, history or [], settings.answer.history_turns, deadline)
     if standalone != question:
         draft.timings["rewrite"] = ms(started)
     t0 = time.perf_counter()
-    parts, jobs = gather_evidence(settings, retriever, standalone)
+    parts, jobs = gather_evidence(settings, retriever, standalone, doc_ids, sections)
     draft.timings["retrieve"] = ms(t0)
+    passages = _numbered([p for _, part_passages in jobs for p in part_passages])
+    yield draft.stage("reading", passages=len(passages))
     judge = model.judge_model if settings.answer.judge else None
     t_judge = judge.seconds if judge is not None else 0.0
     for asked, part_passages in jobs:
@@ -146,7 +186,6 @@ def answer_events(
         yield from part.run(stream)
         if cancel is not None and cancel.is_set():
             return
-    passages = _numbered([p for _, part_passages in jobs for p in part_passages])
     if judge is not None:
         draft.timings["judge"] = round((judge.seconds - t_judge) * 1000)
     abstained = not draft.emitted
@@ -165,30 +204,41 @@ def answer_events(
         usage=draft.usage,
         standalone_question=standalone,
         unsupported=draft.unsupported,
+        abstain_reason=draft.reasons[0] if abstained and draft.reasons else None,
+        closest_passages=closest_passages(passages, retriever.index.documents) if abstained else [],
     )
 
 
 def gather_evidence(
-    settings: Settings, retriever: Retriever, question: str
+    settings: Settings,
+    retriever: Retriever,
+    question: str,
+    doc_ids: list[str] | None = None,
+    sections: list[str] | None = None,
 ) -> tuple[list[str], list[tuple[str, list[Passage]]]]:
-    """The parts of ``question`` and, for each model call to make, the question it asks and its evidence.
+    """The parts of ``question`` and, for each model call to make, the question it asks and its evidence, only
+    from ``doc_ids`` and ``sections`` when given.
 
     No model is called here, so `rag eval --retrieval-only` measures the evidence the model would see.
     """
+
+    def search(text: str, k: int) -> list[Hit]:
+        return retriever.search(text, k=k, doc_ids=doc_ids, sections=sections)
+
     parts = sub_questions(question)
     jobs: list[tuple[str, list[Passage]]] = []  # (question, its evidence): one model call each
     if parts and settings.answer.decompose:
         # A two-part question is answered part by part: each part gets its own search, evidence, answer and
         # verification, and the answer is the parts' verified sentences, each citing its own document.
         for part in parts:
-            part_hits = retriever.search(part, k=settings.answer.k)
+            part_hits = search(part, settings.answer.k)
             jobs.append((part, _evidence(settings, retriever, part, part_hits, [])))
         return parts, jobs
     # A comparison ("Which was started first, A or B?") is answered in one call, each side searched for.
     parts = parts or compared(question)
-    hits = retriever.search(question, k=settings.answer.k)
+    hits = search(question, settings.answer.k)
     if parts:  # each part is looked up too, and the evidence keeps the best for each
-        hits = merge_hits([hits, *(retriever.search(part, k=settings.answer.part_k) for part in parts)])
+        hits = merge_hits([hits, *(search(part, settings.answer.part_k) for part in parts)])
     jobs.append((question, _evidence(settings, retriever, question, hits, parts)))
     return parts, jobs
 

@@ -137,6 +137,11 @@ class ServerSettings:
     # elsewhere, any. "*" allows any.
     allowed_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = 1_000_000
+    # The largest file POST /v1/documents accepts (its body may be this plus 64 KiB of multipart framing);
+    # ingest.max_bytes still applies to what is indexed.
+    max_upload_bytes: int = 20_000_000
+    # Where POST /v1/feedback appends its JSON lines; empty: feedback.jsonl in the index folder (index.dir).
+    feedback_file: str = ""
     body_timeout: float = 30.0  # seconds a request body may take to arrive whole before 408
     max_messages: int = 100  # messages of one chat request
     llm_slots: int = 0  # answers computed at once; 0: 1 for the bundled model, 4 for a configured endpoint
@@ -197,6 +202,8 @@ class Settings:
                 f"server.max_body_bytes >= 1024 (got {srv.llm_slots}, {srv.max_queue}, {srv.queue_timeout}, "
                 f"{srv.max_body_bytes})"
             )
+        if srv.max_upload_bytes < 1:
+            raise ConfigError(f"server.max_upload_bytes = {srv.max_upload_bytes} must be at least 1 byte")
         return self
 
 

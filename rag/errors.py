@@ -21,6 +21,14 @@ class InputError(RagError):
     exit_code = 2
 
 
+class ConflictError(InputError):
+    """The request conflicts with what exists: a document of that name, the last document of an index."""
+
+
+class BusyError(RagError):
+    """Another writer holds the lock (a `rag index` running); try again when it has finished."""
+
+
 class CorpusError(RagError):
     """The corpus cannot be read (missing path, nothing indexable)."""
 

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from rag.errors import RagError
+from rag.errors import BusyError
 
 
 def cache_dir() -> Path:
@@ -32,14 +32,14 @@ def file_lock(path: Path, *, busy: str | None = None) -> Iterator[None]:
     """An exclusive lock between processes on ``path``, held while the block runs.
 
     It waits for the holder to finish, unless ``busy`` is given: then a held lock fails at once with
-    ``RagError(busy)`` (a second `rag index` into one folder).
+    ``BusyError(busy)`` (a second `rag index` into one folder).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
         except BlockingIOError as exc:
-            raise RagError(busy or f"{path} is locked") from exc
+            raise BusyError(busy or f"{path} is locked") from exc
         try:
             yield
         finally:

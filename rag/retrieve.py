@@ -83,6 +83,10 @@ class Retriever:
             vectors=self.index.vectors,
         )
 
+    def check_filter(self, doc_ids: list[str] | None, sections: list[str] | None) -> None:
+        """Raise the ``InputError`` a search with these filters would (an unknown document or section)."""
+        self._allowed_rows(doc_ids, sections)
+
     def _allowed_rows(self, doc_ids: list[str] | None, sections: list[str] | None) -> np.ndarray | None:
         if not doc_ids and not sections:
             return None

@@ -6,15 +6,16 @@ named and rounded in one place. docs/contracts.md describes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from rag.answering import Answer
+    from rag.answering import Answer, ClosestPassage
     from rag.citations import Citation
+    from rag.corpus import DocumentInfo
     from rag.evidence import Passage
-    from rag.types import Document, Hit, SearchResult
+    from rag.types import AbstainReason, Document, Hit, SearchResult
 
 
 class HitOut(BaseModel):
@@ -84,6 +85,29 @@ class CitationOut(BaseModel):
         return cls.model_validate(citation, from_attributes=True)  # the same fields as ``Citation``
 
 
+class AbstainReasonOut(BaseModel):
+    code: str = Field(description="no_passages, premise_not_found, model_declined or unsupported.")
+    message: str = Field(description="The reason in words, for people.")
+
+    @classmethod
+    def of(cls, reason: AbstainReason | None) -> AbstainReasonOut | None:
+        return None if reason is None else cls(code=reason.code, message=reason.message)
+
+
+class ClosestPassageOut(BaseModel):
+    doc_id: str
+    title: str
+    source: str = Field(description="The document's URL when it gave one, else its doc_id.")
+    page: int | None = Field(description="The 1-based page the text starts on (PDF); null for formats without pages.")
+    start: int
+    end: int
+    text: str = Field(description="Exactly the document's text[start:end].")
+
+    @classmethod
+    def of(cls, passage: ClosestPassage) -> ClosestPassageOut:
+        return cls.model_validate(passage, from_attributes=True)
+
+
 class PromptRef(BaseModel):
     name: str
     sha256: str
@@ -101,6 +125,10 @@ class AskResponse(BaseModel):
     usage: dict[str, int]
     standalone_question: str
     unsupported: list[str]
+    abstain_reason: AbstainReasonOut | None = Field(description="Why the answer abstained; null when it answered.")
+    closest_passages: list[ClosestPassageOut] = Field(
+        description="On abstention, up to 3 passages that came closest to answering; empty when answered."
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> AskResponse:
@@ -116,6 +144,8 @@ class AskResponse(BaseModel):
             usage=answer.usage,
             standalone_question=answer.standalone_question,
             unsupported=answer.unsupported,
+            abstain_reason=AbstainReasonOut.of(answer.abstain_reason),
+            closest_passages=[ClosestPassageOut.of(p) for p in answer.closest_passages],
         )
 
 
@@ -142,6 +172,33 @@ class DocumentOut(BaseModel):
             pages=len(doc.pages) or None,
             text=doc.text[start:end],
         )
+
+
+class DocumentInfoOut(BaseModel):
+    """An indexed document as `GET /v1/documents` lists it."""
+
+    id: str = Field(description="The doc_id: the path relative to the corpus folder.")
+    title: str
+    format: str = Field(description="The file's extension without the dot: txt, md, html, pdf, docx.")
+    pages: int | None = Field(description="Pages of a paged format (PDF); null otherwise.")
+    size: int | None = Field(description="Bytes of the file; null when the file is gone.")
+    indexed_at: str = Field(description="When it was indexed (ISO 8601, UTC).")
+    source: str = Field(description="The document's URL when it gave one, else its doc_id.")
+
+    @classmethod
+    def of(cls, info: DocumentInfo) -> DocumentInfoOut:
+        return cls.model_validate(info, from_attributes=True)
+
+
+class DocumentList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DocumentInfoOut]
+
+
+class DocumentDeleted(BaseModel):
+    id: str
+    object: Literal["document"] = "document"
+    deleted: Literal[True] = True
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -23,6 +23,9 @@ EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
 ModelVariant = Literal["1.5b", "0.5b"]
 MODEL_VARIANTS: tuple[ModelVariant, ...] = get_args(ModelVariant)
+# The stages an answer goes through, in order, as ``rag.answering.answer_events`` reports them.
+StageName = Literal["searching", "reading", "writing", "checking"]
+STAGE_NAMES: tuple[StageName, ...] = get_args(StageName)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,27 @@ class Hit:
     rank: int
     title: str = ""
     page: int | None = None  # the page the chunk starts on, for a paged format
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where an answer is: reported between its text pieces so a waiting user sees progress (never decides anything).
+
+    ``passages``: the number of passages given to the model (``reading`` only); ``elapsed``: seconds since the
+    answer started.
+    """
+
+    stage: StageName
+    elapsed: float
+    passages: int | None = None
+
+
+@dataclass(frozen=True)
+class AbstainReason:
+    """Why an answer abstained: a short machine code and a sentence for people."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True)

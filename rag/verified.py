@@ -33,7 +33,7 @@ from rag.evidence import Passage
 from rag.llm.protocol import Deadline, LanguageModel
 from rag.prompts import load_prompt
 from rag.questions import is_yes_no, split_clauses
-from rag.types import Embedder
+from rag.types import AbstainReason, Embedder, Stage, StageName
 from rag.verify import (
     contradiction,
     hard_check,
@@ -50,6 +50,20 @@ _MIN_CLAIM_WORDS = 4  # a shorter reply to "copy the sentence" is a fragment of 
 # angle brackets of the prompt's "[2] <the sentence>" pattern.
 _LABEL = re.compile(r"(?<=\])\s*[(<][^()<>]*;\s*(?:article|reader comment)[)>]")
 _ANGLED = re.compile(r"(?<=\])(\s*)<([^<>]*)>")
+
+
+# Why a part of an answer gave nothing to show: the abstention's reason when no part did.
+NO_PASSAGES = AbstainReason("no_passages", "no passage of the documents matched the question")
+MODEL_DECLINED = AbstainReason("model_declined", "the model found no answer in the passages")
+UNSUPPORTED = AbstainReason("unsupported", "no sentence of the model's reply was supported by its quote")
+
+
+def premise_not_found(terms: list[str]) -> AbstainReason:
+    """The question names something (a name, a number) that none of the retrieved passages' documents mention."""
+    named = ", ".join(f"“{t}”" for t in terms[:3])
+    return AbstainReason(
+        "premise_not_found", f"the question names {named}, which none of the retrieved documents mention"
+    )
 
 
 def ms(since: float) -> int:
@@ -71,6 +85,11 @@ class Draft:
     usage: dict[str, int] = field(default_factory=dict)
     emitted: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    reasons: list[AbstainReason] = field(default_factory=list)  # why each part that showed nothing did so
+
+    def stage(self, name: StageName, passages: int | None = None) -> Stage:
+        """The answer has reached stage ``name`` (reported to the user, never used for a decision)."""
+        return Stage(name, round(time.perf_counter() - self.started, 3), passages)
 
     def emit(self, claim: Claim, supported: bool) -> str | None:
         """The sentence to show for ``claim`` with its citation, or None (recorded as unsupported if it failed)."""
@@ -124,6 +143,8 @@ class PartAnswer:
         self.tried: set[tuple[str, int]] = set()  # evidence sentences already judged in the model's place
         self.before = len(draft.emitted)  # the first sentence shown for this question must answer what it asks
         self.messages: list[dict[str, str]] = []
+        self.refused = False  # the model's reply said the passages do not answer
+        self.checking = False  # the "checking" stage has been reported for this part
 
     @property
     def cancelled(self) -> bool:
@@ -133,14 +154,21 @@ class PartAnswer:
     def answered(self) -> bool:
         return len(self.draft.emitted) > self.before
 
-    def run(self, stream: bool) -> Iterator[str]:
+    def run(self, stream: bool) -> Iterator[str | Stage]:
+        """The verified pieces of the answer to ``asked`` and the stages it goes through; when nothing is shown,
+        the reason is added to ``draft.reasons``."""
         # A name or number of the question that none of the retrieved documents contains is a premise the
         # corpus cannot back ("Who is the chief of the Pacific Fleet?" when only the Northern Fleet is
         # mentioned): the small model would answer from the nearest passage, so it is not asked.
+        if not self.passages:
+            self.draft.reasons.append(NO_PASSAGES)
+            return
         documents = [self.texts[d] for d in {p.doc_id for p in self.passages}]
-        if not self.passages or unmatched_question_entities(self.asked, documents):
+        if unmatched := unmatched_question_entities(self.asked, documents):
+            self.draft.reasons.append(premise_not_found(unmatched))
             return
         self.aligner = Aligner(self.asked, self.passages, self.embedder, self.texts)
+        unsupported_before = len(self.draft.unsupported)
         finished = yield from self._reply(stream)
         if not finished:
             return  # cancelled
@@ -148,6 +176,15 @@ class PartAnswer:
             yield from self._second_attempt()
         if not self.answered and self.judge is not None:
             yield from self._fallback()
+        if not self.answered:
+            rejected = len(self.draft.unsupported) > unsupported_before
+            self.draft.reasons.append(MODEL_DECLINED if self.refused and not rejected else UNSUPPORTED)
+
+    def _checking(self) -> Iterator[Stage]:
+        """The "checking" stage, once per part, when the first sentence's verification begins."""
+        if not self.checking:
+            self.checking = True
+            yield self.draft.stage("checking")
 
     def supported(self, claim: Claim, question: str | None = None) -> bool:
         """Support decided by meaning: hard checks on names, numbers and negation, then the judge's score."""
@@ -168,7 +205,7 @@ class PartAnswer:
         score = judged_score(self.judge, question, claim.text, quote, deadline=self.deadline)  # hard checks passed
         return score >= self.settings.answer.support_threshold
 
-    def _reply(self, stream: bool) -> Generator[str, None, bool]:
+    def _reply(self, stream: bool) -> Generator[str | Stage, None, bool]:
         """The model's reply, each finished sentence verified as it streams; False when cancelled."""
         settings, model, judge = self.settings, self.model, self.judge
         timings = self.draft.timings
@@ -179,6 +216,7 @@ class PartAnswer:
         t_llm = time.perf_counter()
         judged_before = judge.seconds if judge is not None else 0.0  # the judge runs between the stream's tokens
         call: dict[str, int] = {}  # this call's token counts, added to the answer's
+        yield self.draft.stage("writing")
         deltas = (
             model.stream(self.messages, settings.answer.max_tokens, call, self.deadline)
             if stream
@@ -207,15 +245,17 @@ class PartAnswer:
                 f"the language model ({model.model or 'unknown'}) returned an empty answer; "
                 "check that RAG_LLM_MODEL is a chat model that follows instructions"
             )
-        if not is_refusal(raw):
+        self.refused = is_refusal(raw)
+        if not self.refused:
             for text, markers in split_claims(raw)[done:]:
                 if self.cancelled:
                     return False
                 yield from self._verified(text, markers)
         return True
 
-    def _verified(self, text: str, markers: tuple[int, ...]) -> Iterator[str]:
+    def _verified(self, text: str, markers: tuple[int, ...]) -> Iterator[str | Stage]:
         """The sentence if it is supported; for a two-part question, else each of its clauses that is."""
+        yield from self._checking()
         draft = self.draft
         if not self.polar:  # "Yes, the Blignaut family had a vineyard": the small model's habit, not an answer
             text = _YES.sub("", text, count=1)
@@ -261,7 +301,7 @@ class PartAnswer:
         self.draft.timings["source_words"] = 1
         return self.draft.emit(quoted, True)
 
-    def _second_attempt(self) -> Iterator[str]:
+    def _second_attempt(self) -> Iterator[str | Stage]:
         """The model refused, or nothing it wrote was verified: asked once more, to copy the sentence that
         answers (prompts/extract.user.txt, after the first request; no system prompt of its own). The small
         model often says NOT FOUND with the answer in front of it, yet finds the sentence when asked for it;
@@ -279,6 +319,7 @@ class PartAnswer:
         draft.timings["retry"] = ms(t_retry)
         if is_refusal(reply):
             return
+        yield from self._checking()
         named = [int(n) for n in re.findall(r"\[(\d+)\]", reply)]
         if not split_claims(reply) and named and (only := self.aligner.best_of_passage(named[0])) is not None:
             reply = f"{only.text} [{named[0]}]"  # "[4]" alone: the passage's sentence closest to the question
@@ -291,10 +332,12 @@ class PartAnswer:
                 draft.timings["retried"] = 1
                 return
 
-    def _fallback(self) -> Iterator[str]:
+    def _fallback(self) -> Iterator[str | Stage]:
         """Extractive fallback: the model refused, or nothing it wrote could be verified, yet a retrieved
         sentence may answer the question. The judge's score on the sentence itself decides."""
         terms = premise_terms(self.asked)
+        if self.settings.answer.fallback_sentences > 0:
+            yield from self._checking()
         for sentence in self.aligner.best_sentences(self.settings.answer.fallback_sentences):
             if self.cancelled:
                 return

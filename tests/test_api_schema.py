@@ -6,6 +6,7 @@ shape, and no request may cause a server error.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -14,16 +15,21 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from rag.assistant import Assistant
-from tests.conftest import make_settings
+from tests.conftest import SEEDS, make_settings
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import LiveServer
 
 
 @pytest.fixture(scope="module")
-def api_schema(seeds_assistant: Assistant) -> Iterator[schemathesis.schemas.BaseSchema]:
+def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.schemas.BaseSchema]:
+    # A private copy of the seeds and its own index: generated requests upload and delete documents.
+    root = tmp_path_factory.mktemp("schema")
+    shutil.copytree(SEEDS, root / "corpus")
     with FakeOpenAI("Nothing in the passages says so.") as fake:
-        settings_ = make_settings(seeds_assistant.index_dir, llm__base_url=fake.base_url, llm__model="fake")
-        with LiveServer(Assistant(settings_), api_key="k", max_queue=64) as live:
+        settings_ = make_settings(root / "index", llm__base_url=fake.base_url, llm__model="fake")
+        assistant = Assistant(settings_)
+        assistant.build_index([str(root / "corpus")])
+        with LiveServer(assistant, api_key="k", max_queue=64) as live:
             schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
             schema.config.headers = {"Authorization": "Bearer k"}
             yield schema
@@ -31,7 +37,7 @@ def api_schema(seeds_assistant: Assistant) -> Iterator[schemathesis.schemas.Base
 
 def test_routes_conform_to_the_schema(api_schema: schemathesis.schemas.BaseSchema) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) == 10
     for operation in operations:
 
         @given(case=operation.as_strategy())

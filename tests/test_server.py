@@ -285,7 +285,9 @@ def test_openapi_schema_matches_the_routes(server: LiveServer) -> None:
         "/v1/chat/completions": {"post"},
         "/v1/ask": {"post"},
         "/v1/search": {"post"},
-        "/v1/documents/{doc_id}": {"get"},
+        "/v1/documents": {"get", "post"},
+        "/v1/documents/{doc_id}": {"get", "delete"},
+        "/v1/feedback": {"post"},
         "/v1/models": {"get"},
         "/healthz": {"get"},
     }
@@ -293,7 +295,8 @@ def test_openapi_schema_matches_the_routes(server: LiveServer) -> None:
     assert {"200", "401", "413", "422", "503"} <= set(chat["responses"])
     assert "text/event-stream" in chat["responses"]["200"]["content"]
     message = schema["components"]["schemas"]["AssistantMessage"]["properties"]
-    assert {"content", "citations", "abstained"} <= set(message)
+    assert {"content", "citations", "abstained", "abstain_reason", "closest_passages"} <= set(message)
+    assert "rag_stage" in schema["components"]["schemas"]["ChatCompletionChunk"]["properties"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 

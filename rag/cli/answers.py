@@ -8,25 +8,62 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from rag.cli.common import AsJson, IndexDir, app, assistant_for, err, out, page_note, print_json, reports_errors
+from rag.cli.common import (
+    AsJson,
+    DocFilter,
+    IndexDir,
+    SectionFilter,
+    app,
+    assistant_for,
+    err,
+    out,
+    page_note,
+    print_json,
+    reports_errors,
+)
 
 if TYPE_CHECKING:
     from rag.answering import Answer, Turn
     from rag.assistant import Assistant
+    from rag.types import Stage
 
 
-def _print_answer(assistant: Assistant, question: str, history: list[Turn] | None = None) -> Answer:
-    """Stream the verified answer to the terminal, then its citations (or, on abstention, the closest passages)."""
+def stage_text(stage: Stage) -> str:
+    """A stage as the status line says it: "Reading 6 passages... 1.2 s"."""
+    what = {
+        "searching": "Searching the documents",
+        "reading": f"Reading {stage.passages} passage{'' if stage.passages == 1 else 's'}",
+        "writing": "Writing the answer",
+        "checking": "Checking the citations",
+    }[stage.stage]
+    return f"{what}... {stage.elapsed:.1f} s"
+
+
+def _print_answer(
+    assistant: Assistant,
+    question: str,
+    history: list[Turn] | None = None,
+    doc_ids: list[str] | None = None,
+    sections: list[str] | None = None,
+) -> Answer:
+    """Stream the verified answer to the terminal, then its citations (or, on abstention, why and the closest
+    passages). On a terminal, stderr shows the stage the answer is in until its first words."""
     from rag.answering import Answer
+    from rag.types import Stage
 
     answer: Answer | None = None
-    status = err.status("Reading the documents...", spinner="dots") if err.is_terminal else None
+    status = err.status("Searching the documents...", spinner="dots") if err.is_terminal else None
     if status is not None:
         status.start()
     try:
-        for event in assistant.ask_stream(question, history):
+        for event in assistant.ask_stream(question, history, doc_ids=doc_ids, sections=sections):
+            if isinstance(event, Stage):
+                if status is not None:
+                    status.update(stage_text(event))
+                continue
             if status is not None:
                 status.stop()
+                status = None  # the answer is showing: later stages would only flicker over it
             if isinstance(event, Answer):
                 answer = event
             else:
@@ -41,9 +78,11 @@ def _print_answer(assistant: Assistant, question: str, history: list[Turn] | Non
         err.print(f"[dim](searched for: {escape(answer.standalone_question)})[/]")
     titles = {p.doc_id: p.title for p in answer.passages}
     if answer.abstained:
-        if answer.passages:
+        if answer.abstain_reason is not None:
+            err.print(f"[dim](why: {escape(answer.abstain_reason.message)})[/]")
+        if answer.closest_passages:
             out.print("\n[bold]Closest passages:[/]")
-            for p in answer.passages[:3]:
+            for p in answer.closest_passages:
                 text = " ".join(p.text.split())
                 where = f"{escape(p.doc_id)}{page_note(p.page)} {p.start}-{p.end}"
                 out.print(f"  - {escape(p.title)} [dim]({where})[/]: {escape(text[:200])}")
@@ -69,6 +108,8 @@ def _print_answer(assistant: Assistant, question: str, history: list[Turn] | Non
 @reports_errors
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question.")],
+    doc: DocFilter = None,
+    section: SectionFilter = None,
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
@@ -77,19 +118,20 @@ def ask_cmd(
     if as_json:
         from rag.schemas import AskResponse, dump
 
-        print_json(dump(AskResponse.of(assistant.ask(question))))
+        print_json(dump(AskResponse.of(assistant.ask(question, doc_ids=doc, sections=section))))
         return
-    _print_answer(assistant, question)
+    _print_answer(assistant, question, doc_ids=doc, sections=section)
 
 
 @app.command("chat")
 @reports_errors
-def chat_cmd(index_dir: IndexDir = None) -> None:
+def chat_cmd(doc: DocFilter = None, section: SectionFilter = None, index_dir: IndexDir = None) -> None:
     """A multi-turn session: follow-ups are rewritten into standalone questions. Ctrl-D or 'exit' ends it."""
     from rag.answering import Turn
     from rag.errors import InputError
 
     assistant = assistant_for(index_dir)
+    assistant.retriever.check_filter(doc, section)  # an unknown document ends the session before it starts
     history: list[Turn] = []
     err.print("[dim]Ask about the documents; a follow-up may refer to earlier answers. Ctrl-D or 'exit' ends.[/]")
     while True:
@@ -101,7 +143,7 @@ def chat_cmd(index_dir: IndexDir = None) -> None:
         if question.strip().lower() in ("exit", "quit", ":q"):
             return
         try:
-            answer = _print_answer(assistant, question, history)
+            answer = _print_answer(assistant, question, history, doc, section)
         except InputError as exc:
             err.print(f"[red]Error:[/] {escape(str(exc))}")
             continue

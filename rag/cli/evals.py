@@ -59,6 +59,23 @@ def _eval_support(
         out.print(f"Report: {out_dir / 'support.md'} (and support.json).")
 
 
+def _items_from_feedback(source: Path, target: Path | None, as_json: bool) -> None:
+    """``rag eval --from-feedback FILE --write OUT``: thumbs up as reference items, thumbs down marked for review."""
+    from rag.errors import InputError
+    from rag.feedback import write_feedback_items
+
+    if target is None:
+        raise InputError("--from-feedback needs --write OUT.jsonl, the reference items to write")
+    ready, review = write_feedback_items(source, target)
+    if as_json:
+        print_json({"written": str(target), "items": ready, "review": review})
+        return
+    out.print(
+        f"Wrote {ready + review} item(s) to {target}: {ready} ready (thumbs up, gold = the cited quotes), "
+        f'{review} marked for review (a "review" field: `rag eval` skips them until it is removed).'
+    )
+
+
 def _print_eval_table(report: dict[str, Any], out_dir: Path) -> None:
     """The headline metrics of an eval run as a table, and where its report is."""
     from rich.table import Table
@@ -118,12 +135,25 @@ def eval_cmd(
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="With --support: report at this threshold, fit none.")
     ] = None,
+    from_feedback: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-feedback",
+            help="Turn a feedback file (feedback.jsonl of `rag serve`) into reference items instead; needs --write.",
+        ),
+    ] = None,
+    write: Annotated[
+        Path | None, typer.Option("--write", help="With --from-feedback: the evals .jsonl to write.")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Score answers and citations against a reference Q&A set; write report.json, report.md and plots."""
     from rag.config import load_settings
     from rag.eval import EvalOptions, baseline_from, check_gate, evaluate, load_baseline
 
+    if from_feedback is not None:
+        _items_from_feedback(from_feedback, write, as_json)
+        return
     if support is not None:
         _eval_support(support, limit, sample, seed, threshold, out_path or Path("eval-out") / support.stem, as_json)
         return

@@ -110,6 +110,7 @@ def _load_jsonl(path: Path, text: str, corpus: Path) -> list[EvalItem]:
     items: list[EvalItem] = []
     documents: dict[str, str] = {}  # doc_id -> text, each document read once
     seen: set[str] = set()
+    in_review = 0  # items from feedback awaiting a person (a "review" field): not scored until it is removed
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -120,6 +121,9 @@ def _load_jsonl(path: Path, text: str, corpus: Path) -> list[EvalItem]:
             raise DatasetError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from exc
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: each line must be a JSON object")
+        if row.get("review"):
+            in_review += 1
+            continue
         item_id = str(_field(row, "id", str, where))
         where = f"{where} (id {item_id})"
         if item_id in seen:
@@ -127,7 +131,8 @@ def _load_jsonl(path: Path, text: str, corpus: Path) -> list[EvalItem]:
         seen.add(item_id)
         items.append(_jsonl_item(row, item_id, where, corpus, documents))
     if not items:
-        raise DatasetError(f"dataset {path} has no items")
+        waiting = f" ({in_review} await review: edit them and delete their 'review' field)" if in_review else ""
+        raise DatasetError(f"dataset {path} has no items{waiting}")
     return items
 
 

@@ -15,7 +15,7 @@ from rag import mcp_server
 from rag.assistant import Assistant
 from rag.config import ServerSettings
 from rag.errors import RagError
-from rag.server import routes_openai, routes_rag
+from rag.server import routes_documents, routes_openai, routes_rag
 from rag.server.errors import add_exception_handlers
 from rag.server.middleware import add_middleware
 from rag.server.schemas import add_chunk_schema
@@ -49,6 +49,7 @@ def create_app(assistant: Assistant, settings: ServerSettings | None = None) -> 
     add_exception_handlers(app)
     app.include_router(routes_openai.router)
     app.include_router(routes_rag.router)
+    app.include_router(routes_documents.router)
     add_chunk_schema(app)
     return app
 

@@ -13,9 +13,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
+    BusyError,
+    ConflictError,
+    CorpusError,
     IndexCorruptError,
     IndexMismatchError,
     IndexMissingError,
+    IndexWriteError,
     InputError,
     LLMError,
     RagError,
@@ -43,12 +47,18 @@ class ApiError(Exception):
 
 def api_error(exc: RagError) -> ApiError:
     """The HTTP form of a library error: the caller's fault (4xx), the index's (503) or the model's (502)."""
+    if isinstance(exc, ConflictError | CorpusError):  # a document of that name exists; no corpus folder
+        return ApiError(409, str(exc), "invalid_request_error", "conflict")
     if isinstance(exc, InputError):
         return ApiError(422, str(exc), "invalid_request_error", "invalid_input")
     if isinstance(exc, IndexMissingError | IndexCorruptError | IndexMismatchError):
         return ApiError(503, str(exc), "server_error", "index_unavailable")
     if isinstance(exc, LLMError):
         return ApiError(502, str(exc), "upstream_error", "llm_failed")
+    if isinstance(exc, BusyError):  # a `rag index` is writing the index
+        return ApiError(503, str(exc), "server_error", "index_busy", {"Retry-After": "5"})
+    if isinstance(exc, IndexWriteError):
+        return ApiError(500, str(exc), "server_error", "index_write_failed")
     return ApiError(500, str(exc), "server_error", "internal_error")
 
 
@@ -69,10 +79,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "The body is not valid JSON.",
         401: "RAG_API_KEY is set and the request has no valid `Authorization: Bearer <key>`.",
         404: "No such document.",
-        413: "The body is larger than server.max_body_bytes.",
+        409: "A document of that name exists, or the change would leave the index without documents.",
+        413: "The body is larger than server.max_body_bytes (an upload: server.max_upload_bytes).",
         422: "The request is well-formed JSON but not a valid request (field, size or count limits).",
         502: "The language model failed (unreachable, timed out, rejected the request or answered garbage).",
-        503: "The answer queue is full or the index is unavailable; retry after `Retry-After` seconds.",
+        503: "The answer queue is full, or the index is unavailable or being written; retry after `Retry-After` "
+        "seconds.",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 

@@ -17,16 +17,32 @@ from rag.config import ServerSettings
 from rag.server.errors import ApiError
 from rag.server.state import State
 
+UPLOAD_PATH = "/v1/documents"  # POST: a file upload, limited by server.max_upload_bytes instead
+MULTIPART_SLACK = 65_536  # the multipart framing around an uploaded file
+
+
+def upload_too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        f"the file is larger than {max_bytes:,} bytes (server.max_upload_bytes); split it, or raise "
+        "RAG_SERVER_MAX_UPLOAD_BYTES",
+        "invalid_request_error",
+        "file_too_large",
+    )
+
 
 class BodyLimit:
     """Read each request body whole before the routes see it: over ``max_bytes`` (by Content-Length or while
     reading a chunked body) is 413, and a body not complete within ``seconds`` (a client that sends less than its
-    Content-Length and waits) is 408, so no connection is held open by a slow or lying client."""
+    Content-Length and waits) is 408, so no connection is held open by a slow or lying client. An upload
+    (``POST /v1/documents``) may be up to ``max_upload`` bytes plus its multipart framing."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float = 30.0) -> None:
-        self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float = 30.0, max_upload: int = 0) -> None:
+        self.app, self.max_bytes, self.seconds, self.max_upload = app, max_bytes, seconds, max_upload
 
-    def _too_large(self) -> JSONResponse:
+    def _too_large(self, upload: bool) -> JSONResponse:
+        if upload:
+            return upload_too_large(self.max_upload).response()
         return ApiError(
             413,
             f"the request body is larger than {self.max_bytes:,} bytes (server.max_body_bytes); send less",
@@ -47,19 +63,21 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
+        limit = self.max_upload + MULTIPART_SLACK if upload else self.max_bytes
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._too_large()(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._too_large(upload)(scope, receive, send)
             return
         try:
-            body = await asyncio.wait_for(self._read(receive), self.seconds)
+            body = await asyncio.wait_for(self._read(receive, limit), self.seconds)
         except TimeoutError:
             await self._too_slow()(scope, receive, send)
             return
         if body is None:
             return  # the client went away
-        if len(body) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+        if len(body) > limit:
+            await self._too_large(upload)(scope, receive, send)
             return
         replayed = False
 
@@ -72,15 +90,17 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> bytes | None:
-        body = b""
+    async def _read(self, receive: Receive, limit: int) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return None
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes or not message.get("more_body", False):
-                return body
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > limit or not message.get("more_body", False):
+                return b"".join(parts)  # joined once: an upload of megabytes is not copied chunk by chunk
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -131,14 +151,19 @@ class HostCheck:
 def add_middleware(app: FastAPI, settings: ServerSettings) -> None:
     """The Host check, the body size limit, and CORS for the browser origins the settings allow (none by
     default)."""
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        seconds=settings.body_timeout,
+        max_upload=settings.max_upload_bytes,
+    )
     if (hosts := allowed_hosts(settings)) is not None:
         app.add_middleware(HostCheck, hosts=hosts)  # added last: runs first
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
 

@@ -19,6 +19,7 @@ from fastapi import Request
 
 from rag.answering import Answer, Turn
 from rag.assistant import Assistant
+from rag.types import Stage
 
 
 class QueueFull(Exception):
@@ -121,9 +122,19 @@ class AnswerRun:
     verified pieces and then the ``Answer``, and stops the work when the client disconnects.
     """
 
-    def __init__(self, assistant: Assistant, queue: LLMQueue, request: Request, question: str, history: list[Turn]):
+    def __init__(
+        self,
+        assistant: Assistant,
+        queue: LLMQueue,
+        request: Request,
+        question: str,
+        history: list[Turn],
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ):
         self.assistant, self.queue, self.request = assistant, queue, request
         self.question, self.history = question, history
+        self.doc_ids, self.sections = doc_ids, sections
         self.cancel = threading.Event()
         self._events: asyncio.Queue[object] = asyncio.Queue()
 
@@ -140,7 +151,10 @@ class AnswerRun:
 
         def work() -> None:
             try:
-                for event in self.assistant.ask_stream(self.question, self.history, cancel=self.cancel):
+                events = self.assistant.ask_stream(
+                    self.question, self.history, cancel=self.cancel, doc_ids=self.doc_ids, sections=self.sections
+                )
+                for event in events:
                     hand_over(self._events.put_nowait, event)
             except BaseException as exc:  # raised again on the loop, where the route turns it into a response
                 hand_over(self._events.put_nowait, _Failure(exc))
@@ -151,8 +165,9 @@ class AnswerRun:
         threading.Thread(target=work, name="rag-answer", daemon=True).start()
         return True
 
-    async def events(self) -> AsyncIterator[str | Answer]:
-        """The verified answer pieces, then the ``Answer``; ends early (without one) if the client disconnects."""
+    async def events(self) -> AsyncIterator[str | Stage | Answer]:
+        """The verified answer pieces and stages, then the ``Answer``; ends early (without one) if the client
+        disconnects."""
         try:
             while True:
                 try:
@@ -165,7 +180,7 @@ class AnswerRun:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                assert isinstance(item, str | Answer)
+                assert isinstance(item, str | Stage | Answer)
                 yield item
         finally:
             self.cancel.set()  # a client gone mid-answer: the worker stops at the next token, freeing its slot

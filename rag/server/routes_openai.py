@@ -74,11 +74,11 @@ def _conversation(messages: list[ChatMessage], settings: ServerSettings) -> tupl
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request, state: State) -> Any:
     """Answer the last user message, the earlier ones as context; the message carries verified citations."""
+    completion = Completion()  # now: stages count their elapsed time from the request's arrival
     question, history = _conversation(body.messages, state.settings)
-    run = await state.start_answer(request, question, history)
+    run = await state.start_answer(request, question, history, body.doc_ids, body.sections)
     if run is None:
         return client_gone()
-    completion = Completion()
     if not body.stream:
         answer = await final_answer(run)
         return client_gone() if answer is None else completion.whole(answer)

@@ -1,4 +1,5 @@
-"""The routes of this assistant's own API: ask, search, documents, and the open ones (health, the chat page).
+"""The routes of this assistant's own API: ask, search, a document's text, feedback, and the open ones (health,
+the chat page). Listing, uploading and deleting documents: routes_documents.py.
 
 ``/v1/ask`` and ``/v1/search`` answer the same JSON as ``rag ask --json`` and ``rag search --json``. Search and
 documents need no model and run at once; answers wait for a slot of the queue.
@@ -9,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from rag.answering import Turn
 from rag.errors import InputError, RagError
+from rag.feedback import append_feedback, feedback_path
 from rag.schemas import AskResponse, DocumentOut, SearchResponse, dump
 from rag.server.errors import ApiError, error_responses
 from rag.server.middleware import KEY_REQUIRED
-from rag.server.schemas import MODEL_ID, AskRequest, Health, SearchRequest
+from rag.server.schemas import MODEL_ID, AskRequest, FeedbackRequest, FeedbackStored, Health, SearchRequest
 from rag.server.state import State
 from rag.server.streaming import client_gone, final_answer
 
@@ -40,7 +43,7 @@ PAGE_HEADERS = {
 async def ask(body: AskRequest, request: Request, state: State) -> Any:
     """The same JSON as `rag ask --json`."""
     history = [Turn(question=t.question, answer=t.answer) for t in body.history]
-    run = await state.start_answer(request, body.question, history)
+    run = await state.start_answer(request, body.question, history, body.doc_ids, body.sections)
     answer = await final_answer(run) if run is not None else None
     return client_gone() if answer is None else dump(AskResponse.of(answer))
 
@@ -70,6 +73,20 @@ def document(doc_id: str, state: State) -> Any:
     except InputError as exc:
         raise ApiError(404, str(exc), "invalid_request_error", "document_not_found") from exc
     return dump(DocumentOut.of(doc))
+
+
+@router.post(
+    "/v1/feedback",
+    dependencies=KEY_REQUIRED,
+    status_code=201,
+    response_model=FeedbackStored,
+    responses=error_responses(400, 401, 413, 422),
+)
+async def feedback(body: FeedbackRequest, state: State) -> Any:
+    """Store a reader's rating of an answer (one JSON line in the feedback file; `rag eval --from-feedback`)."""
+    path = feedback_path(state.assistant.settings)
+    await run_in_threadpool(append_feedback, path, body.model_dump(mode="json"))
+    return dump(FeedbackStored())
 
 
 # -- open routes: health and the chat page --

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.schemas import CitationOut
-from rag.types import SearchMode
+from rag.schemas import AbstainReasonOut, CitationOut, ClosestPassageOut
+from rag.types import SearchMode, StageName
 
 MODEL_ID = "rag"
 
@@ -37,15 +37,23 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+# Asking within some documents or sections: the same fields as /v1/search has.
+DOC_IDS = Field(default=None, description="Only these documents (doc ids) are searched and cited.")
+SECTIONS = Field(default=None, description="Only these sections (article, comments) are searched and cited.")
+
+
 class ChatCompletionRequest(BaseModel):
     """An OpenAI Chat Completions request. Sampling options (temperature, max_tokens, ...) are accepted and
-    ignored: answers follow the server's settings, so that their citations can be verified."""
+    ignored: answers follow the server's settings, so that their citations can be verified. ``doc_ids`` and
+    ``sections`` are this server's own (an OpenAI client sends them with ``extra_body``)."""
 
     model_config = ConfigDict(extra="allow")
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    doc_ids: list[str] | None = DOC_IDS
+    sections: list[str] | None = SECTIONS
 
 
 class AssistantMessage(BaseModel):
@@ -54,6 +62,8 @@ class AssistantMessage(BaseModel):
     citations: list[CitationOut]
     abstained: bool
     standalone_question: str
+    abstain_reason: AbstainReasonOut | None
+    closest_passages: list[ClosestPassageOut]
 
 
 class CompletionChoice(BaseModel):
@@ -77,6 +87,8 @@ class ChunkDelta(BaseModel):
     citations: list[CitationOut] | None = None
     abstained: bool | None = None
     standalone_question: str | None = None
+    abstain_reason: AbstainReasonOut | None = None
+    closest_passages: list[ClosestPassageOut] | None = None
 
 
 class ChunkChoice(BaseModel):
@@ -84,6 +96,14 @@ class ChunkChoice(BaseModel):
     delta: ChunkDelta
     finish_reason: Literal["stop"] | None
     logprobs: None = None
+
+
+class RagStage(BaseModel):
+    """The stage an answer has reached, sent on a chunk of its own (with an empty ``delta``) as it does."""
+
+    stage: StageName
+    passages: int | None = Field(description="With `reading`: the number of passages given to the model.")
+    elapsed: float = Field(description="Seconds since the request arrived.")
 
 
 class ChatCompletionChunk(BaseModel):
@@ -95,6 +115,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    rag_stage: RagStage | None = None
 
 
 # Each event of a streamed answer: a chunk, an error (after the response started), or the final [DONE].
@@ -144,6 +165,36 @@ class TurnIn(BaseModel):
 class AskRequest(BaseModel):
     question: str
     history: list[TurnIn] = Field(default_factory=list, description="Earlier turns, oldest first.")
+    doc_ids: list[str] | None = DOC_IDS
+    sections: list[str] | None = SECTIONS
+
+
+class FeedbackCitation(BaseModel):
+    """A citation as the answer carried it (`CitationOut`); only ``doc_id`` and ``quote`` are needed."""
+
+    model_config = ConfigDict(extra="allow")
+    n: int | None = None
+    doc_id: str = Field(min_length=1, max_length=1000)
+    start: int | None = None
+    end: int | None = None
+    quote: str = Field(max_length=10_000)
+    supported: bool | None = None
+    section: str | None = None
+    page: int | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """A reader's rating of an answer: the question, the answer and its citations as shown."""
+
+    question: str = Field(min_length=1, max_length=10_000)
+    answer: str = Field(max_length=100_000)
+    citations: list[FeedbackCitation] = Field(default_factory=list, max_length=100)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class FeedbackStored(BaseModel):
+    stored: Literal[True] = True
 
 
 class ModelOut(BaseModel):

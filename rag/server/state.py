@@ -39,12 +39,19 @@ class AppState:
         slots = settings.llm_slots or (4 if assistant.settings.llm.base_url else 1)
         return cls(assistant, settings, LLMQueue(slots, settings.max_queue, settings.queue_timeout))
 
-    async def start_answer(self, request: Request, question: str, history: list[Turn]) -> AnswerRun | None:
+    async def start_answer(
+        self,
+        request: Request,
+        question: str,
+        history: list[Turn],
+        doc_ids: list[str] | None = None,
+        sections: list[str] | None = None,
+    ) -> AnswerRun | None:
         """An answer holding a model slot; None when the client went away while waiting for one."""
         validate_question(question, self.assistant.settings)  # 422 now: once streaming starts, errors are events
-        # A missing or damaged index: 503 before anything starts.
-        await run_in_threadpool(lambda: self.assistant.retriever)
-        run = AnswerRun(self.assistant, self.queue, request, question, history)
+        # A missing or damaged index (503) or an unknown document or section (422): before anything starts.
+        await run_in_threadpool(lambda: self.assistant.retriever.check_filter(doc_ids, sections))
+        run = AnswerRun(self.assistant, self.queue, request, question, history, doc_ids, sections)
         return run if await run.start() else None
 
 

@@ -18,10 +18,11 @@ from starlette.types import Send
 
 from rag.answering import Answer
 from rag.errors import RagError
-from rag.schemas import CitationOut, dump
+from rag.schemas import AbstainReasonOut, CitationOut, ClosestPassageOut, dump
 from rag.server.errors import ApiError, api_error
 from rag.server.queue import AnswerRun
 from rag.server.schemas import MODEL_ID
+from rag.types import Stage
 
 log = logging.getLogger("rag.server")
 
@@ -41,7 +42,13 @@ def _answer_fields(answer: Answer) -> dict[str, Any]:
         "citations": [dump(CitationOut.of(c)) for c in answer.citations],
         "abstained": answer.abstained,
         "standalone_question": answer.standalone_question,
+        "abstain_reason": _dumped(AbstainReasonOut.of(answer.abstain_reason)),
+        "closest_passages": [dump(ClosestPassageOut.of(p)) for p in answer.closest_passages],
     }
+
+
+def _dumped(model: AbstainReasonOut | None) -> dict[str, Any] | None:
+    return None if model is None else dump(model)
 
 
 async def final_answer(run: AnswerRun) -> Answer | None:
@@ -69,11 +76,15 @@ class ClosingStreamingResponse(StreamingResponse):
 
 
 class Completion:
-    """One chat completion (its id and creation time), written whole or as ``chat.completion.chunk`` events."""
+    """One chat completion (its id and creation time), written whole or as ``chat.completion.chunk`` events.
+
+    Made when the request arrives: a stage's ``elapsed`` counts from then, the wait for a model slot included.
+    """
 
     def __init__(self) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
+        self.started = time.perf_counter()
 
     def whole(self, answer: Answer) -> dict[str, Any]:
         """The ``chat.completion`` of a finished answer."""
@@ -91,7 +102,13 @@ class Completion:
             "usage": _usage(answer),
         }
 
-    def chunk(self, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+    def chunk(
+        self,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        usage: dict[str, int] | None = None,
+        stage: Stage | None = None,
+    ) -> str:
         payload: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -101,16 +118,22 @@ class Completion:
         }
         if usage is not None:
             payload["usage"] = usage
+        if stage is not None:  # an extra top-level field: OpenAI clients ignore it, the chat page shows it
+            elapsed = round(time.perf_counter() - self.started, 3)
+            payload["rag_stage"] = {"stage": stage.stage, "passages": stage.passages, "elapsed": elapsed}
         return _sse(payload)
 
     async def chunks(self, run: AnswerRun, include_usage: bool) -> AsyncIterator[str]:
-        """The role, the verified pieces, the citations with ``finish_reason: stop``, then ``[DONE]``."""
+        """The role, the verified pieces and the stages (an empty delta with ``rag_stage``), the citations with
+        ``finish_reason: stop``, then ``[DONE]``."""
         yield self.chunk({"role": "assistant", "content": ""})
         try:
             async for event in run.events():
                 if isinstance(event, Answer):
                     usage = _usage(event) if include_usage else None
                     yield self.chunk(_answer_fields(event), "stop", usage)
+                elif isinstance(event, Stage):
+                    yield self.chunk({}, stage=event)
                 else:
                     yield self.chunk({"content": event})
         except RagError as exc:
