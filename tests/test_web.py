@@ -640,6 +640,199 @@ def test_a_refusal_without_passages_shows_only_the_refusal(open_chat: Callable[.
     assert chat.errors == []
 
 
+def test_a_marker_previews_its_quote_on_hover_and_on_keyboard_focus(
+    open_chat: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    cited = {**FAKE_CITATION, "page": 12}
+    stream = _sse(
+        _chunk({"content": "Moiseyev <b>heads</b> it [1]."}),
+        _chunk({"citations": [cited], "abstained": False, "standalone_question": "Who heads it?"}, "stop"),
+    )
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)]))
+    page = chat.page
+    chat.ask("Who heads it?")
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "done")
+    source = answer.get_by_test_id("source")
+    expect(source).to_contain_text("Fleet <i>news</i>")
+    expect(source.get_by_test_id("source-file")).to_have_text("news/a b.txt · p. 12")  # the file name and page
+
+    preview = page.get_by_test_id("cite-preview")
+    marker = answer.get_by_test_id("citation-marker")
+    expect(preview).to_be_hidden()
+    marker.hover()
+    expect(preview).to_be_visible()
+    expect(preview).to_contain_text(FAKE_QUOTE)  # as text: the markup in the quote is not parsed
+    expect(preview).to_contain_text("Source 1 · Fleet <i>news</i>")
+    expect(preview).to_contain_text("news/a b.txt · p. 12")
+    assert page.locator("#cite-preview b, #cite-preview i").count() == 0
+    expect(marker).to_have_attribute("aria-describedby", "cite-preview")
+    card, button = preview.bounding_box(), marker.bounding_box()
+    assert card is not None and button is not None
+    assert card["y"] + card["height"] <= button["y"] or card["y"] >= button["y"] + button["height"]  # not over it
+    assert 0 <= card["x"] and card["x"] + card["width"] <= 1280
+    _screenshot(page, "hover-preview.png", tmp_path)
+    preview.hover()  # the pointer can move onto the preview to read it
+    page.wait_for_timeout(400)
+    expect(preview).to_be_visible()
+    page.mouse.move(5, 790)
+    expect(preview).to_be_hidden()
+
+    # Keyboard: Tab to the marker shows the preview, Escape dismisses it without closing anything else.
+    page.get_by_test_id("question").focus()
+    marker.focus()
+    expect(preview).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(preview).to_be_hidden()
+    expect(marker).to_be_focused()
+    expect(marker).not_to_have_attribute("aria-describedby", "cite-preview")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("doc-panel")).to_be_visible()
+    expect(preview).to_be_hidden()
+    expect(page.locator("#doc-meta")).to_have_text("news/a b.txt · page 12 · source 1 · reader comment")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("doc-panel")).to_be_hidden()
+    expect(marker).to_be_focused()
+    assert chat.errors == []
+
+
+def test_the_panel_names_the_paragraph_of_a_span(open_chat: Callable[..., ChatPage]) -> None:
+    text = "First paragraph,\nstill the first.\n\n  \nSecond paragraph.\n\nThird: the cited sentence is here."
+    quote = "the cited sentence is here."
+    doc = {"doc_id": "notes.txt", "title": "Notes", "text": text, "length": len(text)}
+    cited = {**FAKE_CITATION, "doc_id": "notes.txt", "start": text.index(quote), "end": len(text), "quote": quote}
+    stream = _sse(_chunk({"content": "Here [1]."}), _chunk({"citations": [cited], "abstained": False}, "stop"))
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)], documents={"notes.txt": doc}))
+    chat.ask("Where?")
+    chat.answer().get_by_test_id("citation-marker").click()
+    meta = chat.page.locator("#doc-meta")
+    expect(meta).to_have_text("notes.txt · paragraph 3 · source 1 · reader comment")
+    expect(meta).to_have_attribute("title", f"characters {text.index(quote)}–{len(text)}")  # the offsets stay at hand
+    assert chat.errors == []
+
+
+# A Markdown document: blocks of each kind, inline markup, and raw HTML that must stay text.
+MD_TEXT = """# Staff handbook
+
+Welcome to **Acme**. Read the *whole* page, see [the wiki](https://wiki.example/acme).
+
+## Leave policy
+
+- Full-time staff get **25 days** of paid leave a year.
+- Part-time staff get leave *pro rata*:
+  - 3 days a week: 15 days
+  - 4 days a week: 20 days
+
+1. Ask your manager.
+2. Record it in `hr-tool`.
+
+| Role | Days | Notes |
+|------|-----:|-------|
+| Full-time | 25 | **plus** public holidays |
+| Part-time | 15 | pro rata |
+
+> Leave does not carry over past March.
+
+<script>alert("x")</script> <img src=x onerror=alert(1)> <b>not bold</b>
+
+```
+rag ask "How many days?" <i>
+```
+
+Setext title
+============
+Last line.
+"""
+MD_QUOTE = "25 days** of paid leave a year.\n- Part-time staff get leave *pro rata*"
+MD_TABLE_QUOTE = "Full-time | 25 | **plus"
+MD_DOC = {"doc_id": "handbook/leave.md", "title": "Staff handbook", "text": MD_TEXT, "length": len(MD_TEXT)}
+
+
+def _md_citation(n: int, quote: str) -> dict[str, Any]:
+    start = MD_TEXT.index(quote)
+    return {"n": n, "doc_id": "handbook/leave.md", "start": start, "end": start + len(quote), "quote": quote,
+            "supported": True, "section": "article", "page": None}
+
+
+def test_a_markdown_document_is_rendered_and_the_span_still_highlighted_exactly(
+    open_chat: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    citations = [_md_citation(1, MD_QUOTE), _md_citation(2, MD_TABLE_QUOTE)]
+    stream = _sse(
+        _chunk({"content": "Full-time staff get 25 days [1], part-time 15 [2]."}),
+        _chunk({"citations": citations, "abstained": False}, "stop"),
+    )
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)], documents={"handbook/leave.md": MD_DOC}))
+    page = chat.page
+    chat.ask("How many days of leave?")
+    chat.answer().get_by_test_id("citation-marker").first.click()
+    doc = page.locator("#doc-text")
+    highlight = page.get_by_test_id("doc-highlight")
+    expect(highlight.first).to_be_visible()
+
+    # Rendered: headings, paragraphs with inline markup, nested lists, a numbered list, a table, a quote, code.
+    expect(doc).to_have_class(re.compile(r"\bmd\b"))
+    expect(doc.locator("h3")).to_have_text(["Staff handbook", "Setext title"], use_inner_text=True)
+    expect(doc.locator("h4")).to_have_text("Leave policy", use_inner_text=True)
+    expect(doc.locator("strong")).to_have_text(["Acme", "25 days", "plus"], use_inner_text=True)
+    expect(doc.locator("em")).to_have_text(["whole", "pro rata"], use_inner_text=True)
+    expect(doc.locator(".md-link")).to_have_text("the wiki", use_inner_text=True)
+    expect(doc.locator(".md-link")).to_have_attribute("title", "https://wiki.example/acme")
+    expect(doc.locator("ul > li")).to_have_count(4)
+    expect(doc.locator("ul ul > li")).to_have_text(["3 days a week: 15 days", "4 days a week: 20 days"], use_inner_text=True)
+    expect(doc.locator("ol > li")).to_have_text(["Ask your manager.", "Record it in hr-tool."], use_inner_text=True)
+    expect(doc.locator("th")).to_have_text(["Role", "Days", "Notes"], use_inner_text=True)
+    expect(doc.locator("tbody tr:visible")).to_have_count(2)
+    expect(doc.locator("tbody tr:visible").first.locator("td")).to_have_text(
+        ["Full-time", "25", "plus public holidays"], use_inner_text=True
+    )
+    expect(doc.locator("blockquote")).to_have_text("Leave does not carry over past March.", use_inner_text=True)
+    expect(doc.locator("pre code")).to_contain_text('rag ask "How many days?" <i>')
+    # No markup from the document is ever parsed: the tags are shown as the text they are.
+    assert page.locator("#doc-text script, #doc-text img, #doc-text b, #doc-text i, #doc-text a").count() == 0
+    visible = doc.inner_text()
+    assert '<script>alert("x")</script> <img src=x onerror=alert(1)> <b>not bold</b>' in visible
+    assert "# Staff" not in visible and "**" not in visible and "|---" not in visible and "====" not in visible
+    # Every character is still there, in order: the offsets of the text select the same characters.
+    assert doc.text_content() == MD_TEXT
+
+    # The span crosses a bold run and two list items: several marks, together exactly text[start:end].
+    assert highlight.count() > 1
+    assert "".join(highlight.all_text_contents()) == MD_QUOTE
+    # What the reader sees highlighted is the content; the syntax inside the span is marked but hidden.
+    shown = [m.text_content() for m in highlight.all() if m.is_visible()]
+    hidden = [m.text_content() for m in highlight.all() if not m.is_visible()]
+    assert shown == ["25 days", " of paid leave a year.", "Part-time staff get leave ", "pro rata"]
+    assert hidden == ["**", "\n", "- ", "*", "*"]  # the line break ends the item: collapsed, not shown
+    expect(highlight.first).to_be_in_viewport()
+    expect(page.locator("#doc-notice")).to_be_hidden()
+    expect(page.locator("#doc-meta")).to_have_text("handbook/leave.md · paragraph 4 · source 1")
+    _screenshot(page, "markdown-panel.png", tmp_path)
+
+    # A span across table cells.
+    chat.answer().get_by_test_id("citation-marker").nth(1).click()
+    expect(page.locator("#doc-meta")).to_have_text(re.compile("source 2$"))
+    assert "".join(highlight.all_text_contents()) == MD_TABLE_QUOTE
+    shown = [m.text_content() for m in highlight.all() if m.is_visible() and (m.text_content() or "").strip()]
+    assert shown == ["Full-time ", " 25 ", "plus"]  # three cells; the pipes and ** are marked but hidden
+    assert doc.locator("tr > mark, tbody > mark, table > mark").count() == 0  # marks stay inside cells
+    assert chat.errors == []
+
+
+def test_a_plain_text_document_is_not_rendered_as_markdown(open_chat: Callable[..., ChatPage]) -> None:
+    text = "# not a heading in a .txt file\n**kept as typed**"
+    doc = {"doc_id": "notes.txt", "title": "Notes", "text": text, "length": len(text)}
+    cited = {**FAKE_CITATION, "doc_id": "notes.txt", "start": 0, "end": 6, "quote": "# not "}
+    stream = _sse(_chunk({"content": "See [1]."}), _chunk({"citations": [cited], "abstained": False}, "stop"))
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)], documents={"notes.txt": doc}))
+    chat.ask("What?")
+    chat.answer().get_by_test_id("citation-marker").click()
+    expect(chat.page.get_by_test_id("doc-highlight")).to_have_text("# not ")
+    expect(chat.page.locator("#doc-text")).not_to_have_class(re.compile(r"\bmd\b"))
+    assert chat.page.locator("#doc-text").inner_text() == text
+    assert chat.errors == []
+
+
 # --- the real server, the seeds index and the bundled model ------------------------------------------------
 
 LLM_TIMEOUT_MS = 240_000  # an answer from the bundled model on 2 cores, with the model loading the first time
