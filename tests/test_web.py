@@ -165,7 +165,12 @@ FAKE_ORIGIN = "http://rag.test"
 FAKE_TEXT = "Intro 🚢🚢 line.\nAdm. <b>Moiseyev</b> 😀 heads the fleet.\nMore text after the quote."
 FAKE_QUOTE = "Adm. <b>Moiseyev</b> 😀 heads the fleet."
 FAKE_START = FAKE_TEXT.index(FAKE_QUOTE)  # a Python (code point) offset
-FAKE_DOC = {"doc_id": "news/a b.txt", "title": "Fleet <i>news</i>", "text": FAKE_TEXT, "length": len(FAKE_TEXT)}
+FAKE_DOC: dict[str, Any] = {
+    "doc_id": "news/a b.txt",
+    "title": "Fleet <i>news</i>",
+    "text": FAKE_TEXT,
+    "length": len(FAKE_TEXT),
+}
 FAKE_CITATION = {
     "n": 1,
     "doc_id": "news/a b.txt",
@@ -231,6 +236,7 @@ class FakeApi:
     listing: tuple[int, dict[str, Any]] | None = None  # GET /v1/documents; by default the documents above
     feedback: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # default: 201 {"stored": true}
     uploads: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # POST /v1/documents
+    posted: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)  # path, headers, body (over HTTP)
 
     def respond(self, method: str, path: str) -> tuple[int, dict[str, str], str, str]:
         """Status, headers, content type and body for a request other than a streamed chat completion."""
@@ -251,13 +257,13 @@ class FakeApi:
             )
             return listing[0], {}, "application/json", json.dumps(listing[1])
         if path == "/v1/documents" and method == "POST" and self.uploads:
-            status, body = self.uploads.pop(0)
-            return status, {}, "application/json", json.dumps(body)
+            status, created = self.uploads.pop(0)
+            return status, {}, "application/json", json.dumps(created)
         if path in by_path and method == "GET":
             return 200, {}, "application/json", json.dumps(by_path[path])
         if path == "/v1/feedback" and method == "POST":
-            status, body = self.feedback.pop(0) if self.feedback else (201, {"stored": True})
-            return status, {}, "application/json", json.dumps(body)
+            status, reply = self.feedback.pop(0) if self.feedback else (201, {"stored": True})
+            return status, {}, "application/json", json.dumps(reply)
         if path == "/v1/chat/completions" and self.chat:
             status, headers, body = self.chat.pop(0)
             return status, headers, "text/event-stream" if status == 200 else "application/json", body
@@ -279,7 +285,7 @@ class StreamingServer:
     def __init__(self, api: FakeApi) -> None:
         self.api = api
         self.events: queue.Queue[dict[str, Any] | str | None] = queue.Queue()
-        events, respond = self.events, api.respond
+        events, respond, posted = self.events, api.respond, api.posted
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
@@ -289,7 +295,8 @@ class StreamingServer:
                 self._reply("GET")
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                posted.append((self.path, dict(self.headers), body))
                 if self.path != "/v1/chat/completions":
                     self._reply("POST")
                     return
@@ -487,9 +494,7 @@ def _stage(stage: str, passages: int | None, elapsed: float) -> dict[str, Any]:
 FINAL_DELTA = {"citations": [FAKE_CITATION], "abstained": False, "standalone_question": "Who heads the fleet?"}
 
 
-def test_the_waiting_state_shows_the_stage_and_the_seconds(
-    open_chat: Callable[..., ChatPage], tmp_path: Path
-) -> None:
+def test_the_waiting_state_shows_the_stage_and_the_seconds(open_chat: Callable[..., ChatPage], tmp_path: Path) -> None:
     with StreamingServer(FakeApi(chat=[])) as server:
         chat = open_chat(server.url, clock=True)
         page = chat.page
@@ -540,7 +545,7 @@ def test_without_stage_events_the_answer_still_finishes(open_chat: Callable[...,
     assert chat.errors == []
 
 
-PDF_DOC = {
+PDF_DOC: dict[str, Any] = {
     "doc_id": "reports/annual.pdf",
     "title": "Annual report",
     "text": "Page one text.\fThe fleet was renamed in 2024 after a long debate.\fPage three.",
@@ -572,8 +577,12 @@ CLOSEST_PASSAGES = [
 
 def _refusal_stream(*, beside_choices: bool = False) -> str:
     """An abstention with its reason and closest passages, in the final delta (or beside `choices`)."""
-    extra = {"abstain_reason": REFUSAL_REASON, "closest_passages": CLOSEST_PASSAGES, "abstained": True}
-    final = {"citations": [], "standalone_question": "What is the capital of Australia?"}
+    extra: dict[str, object] = {
+        "abstain_reason": REFUSAL_REASON,
+        "closest_passages": CLOSEST_PASSAGES,
+        "abstained": True,
+    }
+    final: dict[str, object] = {"citations": [], "standalone_question": "What is the capital of Australia?"}
     last = _chunk(final if beside_choices else {**final, **extra}, "stop")
     if beside_choices:
         last.update(extra)
@@ -670,7 +679,7 @@ def test_a_marker_previews_its_quote_on_hover_and_on_keyboard_focus(
     card, button = preview.bounding_box(), marker.bounding_box()
     assert card is not None and button is not None
     assert card["y"] + card["height"] <= button["y"] or card["y"] >= button["y"] + button["height"]  # not over it
-    assert 0 <= card["x"] and card["x"] + card["width"] <= 1280
+    assert card["x"] >= 0 and card["x"] + card["width"] <= 1280
     _screenshot(page, "hover-preview.png", tmp_path)
     preview.hover()  # the pointer can move onto the preview to read it
     page.wait_for_timeout(400)
@@ -745,13 +754,26 @@ Last line.
 """
 MD_QUOTE = "25 days** of paid leave a year.\n- Part-time staff get leave *pro rata*"
 MD_TABLE_QUOTE = "Full-time | 25 | **plus"
-MD_DOC = {"doc_id": "handbook/leave.md", "title": "Staff handbook", "text": MD_TEXT, "length": len(MD_TEXT)}
+MD_DOC: dict[str, Any] = {
+    "doc_id": "handbook/leave.md",
+    "title": "Staff handbook",
+    "text": MD_TEXT,
+    "length": len(MD_TEXT),
+}
 
 
 def _md_citation(n: int, quote: str) -> dict[str, Any]:
     start = MD_TEXT.index(quote)
-    return {"n": n, "doc_id": "handbook/leave.md", "start": start, "end": start + len(quote), "quote": quote,
-            "supported": True, "section": "article", "page": None}
+    return {
+        "n": n,
+        "doc_id": "handbook/leave.md",
+        "start": start,
+        "end": start + len(quote),
+        "quote": quote,
+        "supported": True,
+        "section": "article",
+        "page": None,
+    }
 
 
 def test_a_markdown_document_is_rendered_and_the_span_still_highlighted_exactly(
@@ -779,7 +801,9 @@ def test_a_markdown_document_is_rendered_and_the_span_still_highlighted_exactly(
     expect(doc.locator(".md-link")).to_have_text("the wiki", use_inner_text=True)
     expect(doc.locator(".md-link")).to_have_attribute("title", "https://wiki.example/acme")
     expect(doc.locator("ul > li")).to_have_count(4)
-    expect(doc.locator("ul ul > li")).to_have_text(["3 days a week: 15 days", "4 days a week: 20 days"], use_inner_text=True)
+    expect(doc.locator("ul ul > li")).to_have_text(
+        ["3 days a week: 15 days", "4 days a week: 20 days"], use_inner_text=True
+    )
     expect(doc.locator("ol > li")).to_have_text(["Ask your manager.", "Record it in hr-tool."], use_inner_text=True)
     expect(doc.locator("th")).to_have_text(["Role", "Days", "Notes"], use_inner_text=True)
     expect(doc.locator("tbody tr:visible")).to_have_count(2)
@@ -831,6 +855,261 @@ def test_a_plain_text_document_is_not_rendered_as_markdown(open_chat: Callable[.
     expect(chat.page.locator("#doc-text")).not_to_have_class(re.compile(r"\bmd\b"))
     assert chat.page.locator("#doc-text").inner_text() == text
     assert chat.errors == []
+
+
+ANSWER_TEXT = "Moiseyev <img src=x onerror=alert(1)> heads it [1]. Not a citation [7]."
+
+
+def test_the_conversation_survives_a_reload_and_new_chat_clears_it(open_chat: Callable[..., ChatPage]) -> None:
+    api = FakeApi(
+        chat=[(200, {}, ANSWER_STREAM), (200, {}, _refusal_stream())],
+        documents={FAKE_DOC["doc_id"]: FAKE_DOC, PDF_DOC["doc_id"]: PDF_DOC},
+    )
+    chat = open_chat(FAKE_ORIGIN, api)
+    page = chat.page
+    chat.ask("Who heads the fleet?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+    chat.ask("What is the capital of Australia?")
+    expect(chat.answer(1)).to_have_attribute("data-state", "abstained")
+
+    page.reload()
+    expect(page.get_by_test_id("message-user")).to_have_text(
+        ["Who heads the fleet?", "What is the capital of Australia?"]
+    )
+    answer = chat.answer(0)
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer.locator(".answer-text")).to_have_text(
+        "Moiseyev <img src=x onerror=alert(1)> heads it 1. Not a citation [7]."
+    )
+    assert page.locator("img, b, i").count() == 0  # restored text is still text
+    expect(answer.get_by_test_id("source")).to_contain_text("Fleet <i>news</i>")
+    expect(chat.answer(1)).to_have_attribute("data-state", "abstained")
+    expect(chat.answer(1).get_by_test_id("closest-passage")).to_have_count(2)
+    answer.get_by_test_id("citation-marker").click()  # restored markers still open their span
+    expect(page.get_by_test_id("doc-highlight")).to_have_text(FAKE_QUOTE)
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("new-chat").click()
+    expect(page.get_by_test_id("message-assistant")).to_have_count(0)
+    assert page.evaluate("localStorage.getItem('rag.conversation')") is None
+    page.reload()
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.get_by_test_id("message-user")).to_have_count(0)
+    assert chat.errors == []
+
+
+def test_restored_turns_are_sent_as_the_conversation(open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, ANSWER_STREAM)] * 2))
+    chat.ask("Who heads the fleet?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+    chat.page.reload()
+    chat.ask("And since when?")
+    expect(chat.answer(1)).to_have_attribute("data-state", "done")
+    assert chat.chat_bodies()[-1]["messages"] == [
+        {"role": "user", "content": "Who heads the fleet?"},
+        {"role": "assistant", "content": ANSWER_TEXT},
+        {"role": "user", "content": "And since when?"},
+    ]
+    assert chat.errors == []
+
+
+COPIED = f"""{ANSWER_TEXT}
+
+Sources:
+[1] Fleet <i>news</i> (news/a b.txt)
+    “{FAKE_QUOTE}”"""
+
+# Records what the page copies through the old path (a selected textarea and the copy command).
+RECORD_COPY_EVENT = """
+document.addEventListener("copy", (event) => {
+  const t = event.target;
+  window.__copied = t.value.slice(t.selectionStart, t.selectionEnd);
+}, true);
+"""
+# A clipboard for the test to read: the page's origin is plain http, which has no navigator.clipboard.
+FAKE_CLIPBOARD = (
+    """
+Object.defineProperty(navigator, "clipboard", {
+  value: { writeText: async (text) => { window.__clipboard = text; } },
+});
+"""
+    + RECORD_COPY_EVENT
+)
+
+
+@pytest.mark.parametrize("clipboard", [True, False], ids=["clipboard-api", "copy-command"])
+def test_an_answer_is_copied_with_its_sources(open_chat: Callable[..., ChatPage], clipboard: bool) -> None:
+    script = FAKE_CLIPBOARD if clipboard else RECORD_COPY_EVENT
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, ANSWER_STREAM)]), init_script=script)
+    page = chat.page
+    chat.ask("Who heads the fleet?")
+    answer = chat.answer()
+    expect(answer.get_by_test_id("source")).to_contain_text("Fleet <i>news</i>")
+    answer.get_by_test_id("copy").click()
+    expect(answer.get_by_test_id("action-status")).to_have_text("Copied with sources.")
+    if clipboard:
+        assert page.evaluate("window.__clipboard") == COPIED
+        assert page.evaluate("window.__copied") is None  # the old path was not needed
+    else:
+        assert page.evaluate("navigator.clipboard") is None
+        assert page.evaluate("window.__copied") == COPIED
+        expect(answer.get_by_test_id("copy")).to_be_focused()  # focus goes back where it was
+        assert page.locator("textarea").count() == 1  # the helper textarea is gone
+    assert chat.errors == []
+
+
+def test_feedback_is_posted_and_its_outcome_shown(open_chat: Callable[..., ChatPage]) -> None:
+    failure = {"error": {"message": "Feedback file is read-only.", "type": "server_error"}}
+    api = FakeApi(chat=[(200, {}, ANSWER_STREAM)], feedback=[(201, {"stored": True}), (500, failure)])
+    chat = open_chat(FAKE_ORIGIN, api)
+    page = chat.page
+    chat.ask("Who heads the fleet?")
+    answer = chat.answer()
+    up, down = answer.get_by_test_id("feedback-up"), answer.get_by_test_id("feedback-down")
+    status = answer.get_by_test_id("action-status")
+    expect(up).to_have_attribute("aria-pressed", "false")
+
+    with page.expect_request(lambda r: r.url.endswith("/v1/feedback")) as sent:
+        up.click()
+    assert json.loads(sent.value.post_data or "{}") == {
+        "question": "Who heads the fleet?",
+        "answer": ANSWER_TEXT,
+        "citations": [FAKE_CITATION],
+        "rating": "up",
+        "comment": None,
+    }
+    assert sent.value.headers["content-type"] == "application/json"
+    expect(status).to_have_text("Feedback recorded, thank you.")
+    expect(up).to_have_attribute("aria-pressed", "true")
+    expect(down).to_have_attribute("aria-pressed", "false")
+
+    with page.expect_request(lambda r: r.url.endswith("/v1/feedback")) as sent:
+        down.click()
+    assert json.loads(sent.value.post_data or "{}")["rating"] == "down"
+    expect(status).to_have_text("Feedback not recorded: Feedback file is read-only.")
+    expect(up).to_have_attribute("aria-pressed", "true")  # the recorded rating stays shown
+    expect(down).to_be_enabled()
+    assert [e for e in chat.errors if "status of 500" not in e] == []
+
+
+def _two_documents() -> FakeApi:
+    return FakeApi(
+        chat=[(200, {}, ANSWER_STREAM)] * 3,
+        documents={FAKE_DOC["doc_id"]: FAKE_DOC, "handbook/leave.md": MD_DOC, PDF_DOC["doc_id"]: PDF_DOC},
+    )
+
+
+def test_a_question_can_be_asked_within_one_document_and_section(open_chat: Callable[..., ChatPage]) -> None:
+    chat = open_chat(FAKE_ORIGIN, _two_documents())
+    page = chat.page
+    filters = page.get_by_test_id("filters")
+    expect(filters).to_be_visible()
+    options = page.get_by_test_id("filter-doc").locator("option")
+    expect(options).to_have_text(
+        [
+            "all documents",
+            "Annual report — reports/annual.pdf",
+            "Fleet <i>news</i> — news/a b.txt",
+            "Staff handbook — handbook/leave.md",
+        ]
+    )
+    page.get_by_test_id("filter-doc").select_option("handbook/leave.md")
+    page.get_by_test_id("filter-section").select_option("comments")
+    chat.ask("How many days?")
+    expect(chat.answer(0)).to_have_attribute("data-state", "done")
+    expect(page.get_by_test_id("filter-note")).to_have_text("Asked in: Staff handbook · reader comments")
+
+    page.get_by_test_id("filter-section").select_option("")
+    chat.ask("And part-time?")
+    expect(chat.answer(1)).to_have_attribute("data-state", "done")
+    page.get_by_test_id("filter-doc").select_option("")
+    chat.ask("Anything else?")
+    expect(chat.answer(2)).to_have_attribute("data-state", "done")
+
+    within, doc_only, everywhere = chat.chat_bodies()
+    assert within["doc_ids"] == ["handbook/leave.md"] and within["sections"] == ["comments"]
+    assert doc_only["doc_ids"] == ["handbook/leave.md"] and "sections" not in doc_only
+    assert "doc_ids" not in everywhere and "sections" not in everywhere
+    assert everywhere == {"model": "rag", "stream": True, "messages": everywhere["messages"]}
+    assert chat.errors == []
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_the_filter_is_hidden_when_the_document_list_fails(open_chat: Callable[..., ChatPage], status: int) -> None:
+    listing = (status, {"error": {"message": "no such route", "type": "not_found"}})
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, ANSWER_STREAM)], listing=listing))
+    page = chat.page
+    with page.expect_response(lambda r: r.url.endswith("/v1/documents")):
+        pass
+    expect(page.get_by_test_id("filters")).to_be_hidden()
+    chat.ask("Who heads the fleet?")
+    expect(chat.answer()).to_have_attribute("data-state", "done")
+    (body,) = chat.chat_bodies()
+    assert "doc_ids" not in body and "sections" not in body
+    expect(page.get_by_test_id("api-key")).to_be_hidden()  # a failed list does not ask for a key
+    assert [e for e in chat.errors if f"status of {status}" not in e] == []
+
+
+def test_on_a_phone_the_hint_is_hidden_and_stop_takes_the_place_of_send(
+    open_chat: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    with StreamingServer(_two_documents()) as server:
+        chat = open_chat(server.url, viewport=PHONE)
+        page = chat.page
+        box, send, stop = page.get_by_test_id("question"), page.get_by_test_id("send"), page.get_by_test_id("stop")
+        expect(page.locator("#composer-hint")).to_be_hidden()
+        expect(send).to_be_visible()
+        expect(stop).to_be_hidden()
+        idle = box.bounding_box()
+        assert idle is not None and idle["width"] >= 0.7 * PHONE["width"]
+
+        chat.ask("Who heads the fleet?")
+        server.send(_chunk({"content": ANSWER_TEXT}), _chunk(FINAL_DELTA, "stop"), "[DONE]")
+        expect(chat.answer(0)).to_have_attribute("data-state", "done")
+
+        chat.ask("Since when?")
+        expect(stop).to_be_visible()
+        expect(stop).to_be_enabled()
+        expect(send).to_be_hidden()
+        busy = box.bounding_box()
+        assert busy is not None and busy["width"] >= idle["width"] - 4  # Stop does not squeeze the question box
+        composer = page.locator("#composer").bounding_box()
+        assert composer is not None and composer["x"] + composer["width"] <= PHONE["width"]
+        server.send(_stage("reading", 4, 1.0))
+        expect(chat.answer(1).get_by_test_id("progress")).to_contain_text("Reading 4 passages…")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing sideways
+        _screenshot(page, "phone.png", tmp_path)
+        stop.click()
+        expect(chat.answer(1)).to_have_attribute("data-reason", "aborted")
+        expect(send).to_be_visible()
+        expect(stop).to_be_hidden()
+        assert chat.errors == []
+
+
+def test_a_document_can_be_uploaded(open_chat: Callable[..., ChatPage], tmp_path: Path) -> None:
+    too_big = {"error": {"message": "big.pdf is 30 MB; the limit is 20 MB.", "type": "invalid_request_error"}}
+    api = FakeApi(chat=[], uploads=[(201, _listed(MD_DOC, "markdown")), (413, too_big)])
+    # Over real HTTP: the browser hands routes a multipart body without the file's bytes.
+    with StreamingServer(api) as server:
+        chat = open_chat(server.url)
+        page = chat.page
+        expect(page.get_by_test_id("filters")).to_be_visible()
+        upload = tmp_path / "leave.md"
+        upload.write_text(MD_TEXT, encoding="utf-8")
+        page.get_by_test_id("upload-file").set_input_files(str(upload))
+        expect(page.get_by_test_id("upload-status")).to_have_text("Added Staff handbook.")
+        path, headers, body = api.posted[0]
+        assert path == "/v1/documents"
+        assert headers["Content-Type"].startswith("multipart/form-data; boundary=")
+        assert b'name="file"; filename="leave.md"' in body and MD_TEXT.encode() in body
+        # The list is read again after an upload (once at start, once after).
+        assert [r.url for r in chat.requests if r.method == "GET"].count(f"{server.url}/v1/documents") == 2
+
+        (tmp_path / "big.pdf").write_bytes(b"%PDF-1.4 not really")
+        page.get_by_test_id("upload-file").set_input_files(str(tmp_path / "big.pdf"))
+        expect(page.get_by_test_id("upload-status")).to_have_text(f"Not added: {too_big['error']['message']}")
+        expect(page.get_by_test_id("upload")).to_be_enabled()
+        assert [e for e in chat.errors if "status of 413" not in e] == []
 
 
 # --- the real server, the seeds index and the bundled model ------------------------------------------------
