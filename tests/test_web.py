@@ -750,7 +750,8 @@ rag ask "How many days?" <i>
 
 Setext title
 ============
-Last line.
+Last line, wrapped
+1984. stays in the paragraph.
 """
 MD_QUOTE = "25 days** of paid leave a year.\n- Part-time staff get leave *pro rata*"
 MD_TABLE_QUOTE = "Full-time | 25 | **plus"
@@ -812,6 +813,7 @@ def test_a_markdown_document_is_rendered_and_the_span_still_highlighted_exactly(
     )
     expect(doc.locator("blockquote")).to_have_text("Leave does not carry over past March.", use_inner_text=True)
     expect(doc.locator("pre code")).to_contain_text('rag ask "How many days?" <i>')
+    expect(doc.locator("p").last).to_have_text("Last line, wrapped 1984. stays in the paragraph.", use_inner_text=True)
     # No markup from the document is ever parsed: the tags are shown as the text they are.
     assert page.locator("#doc-text script, #doc-text img, #doc-text b, #doc-text i, #doc-text a").count() == 0
     visible = doc.inner_text()
@@ -840,6 +842,46 @@ def test_a_markdown_document_is_rendered_and_the_span_still_highlighted_exactly(
     shown = [m.text_content() for m in highlight.all() if m.is_visible() and (m.text_content() or "").strip()]
     assert shown == ["Full-time ", " 25 ", "plus"]  # three cells; the pipes and ** are marked but hidden
     assert doc.locator("tr > mark, tbody > mark, table > mark").count() == 0  # marks stay inside cells
+    assert chat.errors == []
+
+
+# Odd input: unclosed markers, stray pipes and fences, HTML, astral characters, CRLF, tabs, no final newline.
+ODD_MARKDOWN = (
+    "**bold *both** _x_ snake_case_name `code ``x`` |a|b|\n|-|\n| only | one\r\n"
+    "- item\n\n\n  continued\n\t- tab item\n10) ten\n> quote\n>\n```js\n<script>x</script>\n"
+    '~~~\n# ## #\n#hashtag\n![alt](x.png) [a](b "t") 😀 [x](\n***\n___\nend'
+)
+
+
+def test_the_markdown_renderer_keeps_every_character_in_order(open_chat: Callable[..., ChatPage]) -> None:
+    """On the repository's own Markdown and on odd input: textContent == text, and any span highlights exactly."""
+    texts = [path.read_text(encoding="utf-8") for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]]
+    texts.append(ODD_MARKDOWN)
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[]))
+    checked = chat.page.evaluate(
+        """(texts) => texts.map((text) => {
+            const box = document.createElement("div");
+            box.append(renderMarkdown(text));
+            const same = box.textContent === text;
+            const allowed = /^(H[3-6]|P|UL|OL|LI|BLOCKQUOTE|PRE|CODE|TABLE|THEAD|TBODY|TR|TH|TD|STRONG|EM|DEL|SPAN|DIV)$/;
+            const tags = [...box.querySelectorAll("*")].map((n) => n.tagName).filter((t) => !allowed.test(t));
+            const misses = [];
+            for (let k = 1; k <= 40; k += 1) {  // spans at spread-out offsets, lengths 1 to ~400
+                const from = Math.floor((text.length * k) / 41);
+                const to = Math.min(text.length, from + ((k * 37) % 400) + 1);
+                const copy = box.cloneNode(true);
+                const got = highlightRange(copy, from, to).map((m) => m.textContent).join("");
+                if (got !== text.slice(from, to) || copy.textContent !== text) misses.push([from, to]);
+            }
+            return { same, tags, misses, blocks: box.children.length };
+        })""",
+        texts,
+    )
+    for text, result in zip(texts, checked, strict=True):
+        assert result["same"], text[:80]
+        assert result["tags"] == [], text[:80]
+        assert result["misses"] == [], text[:80]
+        assert result["blocks"] > 3  # rendered into blocks, not one lump
     assert chat.errors == []
 
 
