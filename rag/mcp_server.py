@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from rag import __version__
 from rag.answering import Answer
 from rag.errors import InputError, RagError
-from rag.schemas import CitationOut, DocumentOut, HitOut, SearchResponse
+from rag.schemas import AbstainReasonOut, CitationOut, ClosestPassageOut, DocumentOut, HitOut, SearchResponse
 from rag.types import Hit, Section
 
 if TYPE_CHECKING:
@@ -80,6 +80,10 @@ class CitedAnswer(BaseModel):
     abstained: bool = Field(description="True when the documents do not answer the question.")
     citations: list[TitledCitation] = Field(
         description="Each marker's quote: exactly the document's text[start:end] (read it with `show`)."
+    )
+    abstain_reason: AbstainReasonOut | None = Field(description="Why it abstained; null when it answered.")
+    closest_passages: list[ClosestPassageOut] = Field(
+        description="On abstention, up to 3 passages that came closest to answering; empty when answered."
     )
 
 
@@ -156,19 +160,30 @@ class RagMCP(MCPServer):
         result = await _in_thread(search)
         return SearchResults(query=result.query, mode=result.mode, hits=[SearchHit.of_hit(h) for h in result.hits])
 
-    async def ask(self, question: Annotated[str, Field(description="A question about the documents.")]) -> CitedAnswer:
+    async def ask(
+        self,
+        question: Annotated[str, Field(description="A question about the documents.")],
+        doc_ids: Annotated[list[str] | None, Field(description="Only from these documents (doc ids).")] = None,
+        sections: Annotated[
+            list[Section] | None, Field(description="Only from these parts of pages: article, comments.")
+        ] = None,
+    ) -> CitedAnswer:
         """Answer a question from the documents only. Every sentence is checked against a quoted span; a
-        question the documents do not answer is an abstention (abstained: true), not a guess."""
+        question the documents do not answer is an abstention (abstained: true, with the reason and the closest
+        passages), not a guess."""
         cancel = threading.Event()
+        only: list[str] | None = [str(s) for s in sections] if sections else None
         try:
             async with self.answer_slot():
-                answer = await _in_thread(partial(self._answer, question, cancel))
+                answer = await _in_thread(partial(self._answer, question, cancel, doc_ids, only))
         finally:
             cancel.set()  # a client that cancelled: the model stops at its next token
         return answer
 
-    def _answer(self, question: str, cancel: threading.Event) -> CitedAnswer:
-        answer = _final_answer(self.assistant.ask_stream(question, cancel=cancel))
+    def _answer(
+        self, question: str, cancel: threading.Event, doc_ids: list[str] | None, sections: list[str] | None
+    ) -> CitedAnswer:
+        answer = _final_answer(self.assistant.ask_stream(question, cancel=cancel, doc_ids=doc_ids, sections=sections))
         if answer is None:
             raise ToolError("the answer was cancelled")
         citations = [
@@ -176,7 +191,12 @@ class RagMCP(MCPServer):
             for c in answer.citations
         ]
         return CitedAnswer(
-            question=answer.question, answer=answer.answer, abstained=answer.abstained, citations=citations
+            question=answer.question,
+            answer=answer.answer,
+            abstained=answer.abstained,
+            citations=citations,
+            abstain_reason=AbstainReasonOut.of(answer.abstain_reason),
+            closest_passages=[ClosestPassageOut.of(p) for p in answer.closest_passages],
         )
 
     async def show(

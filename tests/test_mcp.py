@@ -134,6 +134,7 @@ def test_stdio_ask_cites_checkable_quotes_which_show_and_the_resources_confirm(
         assert answer["abstained"] is False and "Moiseyev" in answer["answer"]
         assert {int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"])} == {c["n"] for c in answer["citations"]}
         assert answer["citations"], answer
+        assert answer["abstain_reason"] is None and answer["closest_passages"] == []
         for c in answer["citations"]:
             assert seed_text(c["doc_id"])[c["start"] : c["end"]] == c["quote"]
             assert c["supported"] is True and c["title"] == seeds_assistant.document(c["doc_id"]).title
@@ -157,6 +158,23 @@ def test_stdio_ask_cites_checkable_quotes_which_show_and_the_resources_confirm(
         assert read.contents[0].text == text  # type: ignore[union-attr]
         templates = (await client.list_resource_templates()).resource_templates
         assert [t.uri_template for t in templates] == ["rag://documents/{+doc_id}"]
+
+        # Within other documents the same reply has no support there: an abstention that says why and shows
+        # the closest passages, all from the allowed documents.
+        others = [r.name for r in resources if r.name != cited["doc_id"]][:1]
+        within = await client.call_tool("ask", {"question": QUESTION, "doc_ids": others})
+        refused = within.structured_content or {}
+        assert refused["abstained"] is True and refused["citations"] == [], refused
+        assert refused["abstain_reason"]["code"] in {
+            "no_passages",
+            "premise_not_found",
+            "model_declined",
+            "unsupported",
+        }
+        assert refused["abstain_reason"]["message"]
+        assert refused["closest_passages"] and {p["doc_id"] for p in refused["closest_passages"]} == set(others)
+        for p in refused["closest_passages"]:
+            assert seed_text(p["doc_id"])[p["start"] : p["end"]] == p["text"]
 
     stderr = over_stdio(rag_mcp(seeds_assistant.index_dir, fake.base_url, tmp_path), tmp_path / "err", session)
     assert "Traceback" not in stderr
