@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -83,12 +84,24 @@ def _manifest(
     chunks: list[Chunk],
     dim: int,
     index_params: dict[str, Any],
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a generation records: how it was built (embedder, chunker, index, versions) and from which files."""
+    """What a generation records: how it was built (embedder, chunker, index, versions) and from which files.
+
+    Each document's ``indexed_at`` is when its current content was first indexed: carried over from the
+    ``previous`` manifest's record while its sha256 is unchanged."""
     embedder_name, _ = resolve_model(settings.embed.model)
     chunker = chunker_fingerprint(settings)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    before = (previous or {}).get("documents", {})
+    per_doc = Counter(c.doc_id for c in chunks)
+
+    def indexed_at(d: Document) -> str:
+        old = before.get(d.doc_id, {})
+        return str(old.get("indexed_at") or now) if old.get("sha256") == d.sha256 else now
+
     return {
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": now,
         "settings_hash": settings_hash(embedder_name, chunker),
         "embedder": {"name": embedder_name, "dim": dim, "backend": settings.embed.backend},
         "chunker": chunker,
@@ -99,12 +112,22 @@ def _manifest(
                 "sha256": d.sha256,
                 "path": d.path,
                 "title": d.title,
-                "chunks": sum(c.doc_id == d.doc_id for c in chunks),
+                "chunks": per_doc[d.doc_id],
+                "size": _size(d.path),
+                "indexed_at": indexed_at(d),
             }
             for d in documents
         },
         "versions": _versions(),
     }
+
+
+def _size(path: str) -> int | None:
+    """The file's size in bytes as indexed; None when it is gone already."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
 
 
 def _versions() -> dict[str, str]:
@@ -227,7 +250,15 @@ def build_index(
         if progress:
             progress("write", 0, None)
         bm25 = BM25Index.build([c.text for c in chunks])
-        manifest = _manifest(settings, corpus_paths, corpus.documents, chunks, int(vectors.shape[1]), index_params)
+        manifest = _manifest(
+            settings,
+            corpus_paths,
+            corpus.documents,
+            chunks,
+            int(vectors.shape[1]),
+            index_params,
+            old.manifest if old is not None else None,
+        )
         write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
     return IndexReport(
         added=added, changed=changed, removed=removed, unchanged=unchanged, problems=problems,

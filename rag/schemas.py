@@ -182,7 +182,7 @@ class DocumentInfoOut(BaseModel):
     format: str = Field(description="The file's extension without the dot: txt, md, html, pdf, docx.")
     pages: int | None = Field(description="Pages of a paged format (PDF); null otherwise.")
     size: int | None = Field(description="Bytes of the file; null when the file is gone.")
-    indexed_at: str = Field(description="When it was indexed (ISO 8601, UTC).")
+    indexed_at: str = Field(description="When its current content was first indexed (ISO 8601, UTC).")
     source: str = Field(description="The document's URL when it gave one, else its doc_id.")
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,8 @@ def test_an_upload_is_indexed_and_answered_from_then_deleted(docs_server: LiveSe
     url, corpus = docs_server.url, Path(docs_server.assistant.settings.index.dir).parent / "corpus"
     text = "Harbour report\n\nThe harbour master of Tromsø is Ingrid Solberg, the port authority said on Monday.\n"
     files = {"file": ("harbour.md", text.encode(), "text/markdown")}
+    before = {d["id"]: d["indexed_at"] for d in httpx.get(f"{url}/v1/documents", headers=KEY).json()["data"]}
+    time.sleep(1.1)  # indexed_at has whole seconds: the upload's must be later than the seeds'
     assert httpx.post(f"{url}/v1/documents", files=files).status_code == 401
     created = httpx.post(f"{url}/v1/documents", files=files, headers=KEY, timeout=120)
     assert created.status_code == 201, created.text
@@ -183,7 +186,11 @@ def test_an_upload_is_indexed_and_answered_from_then_deleted(docs_server: LiveSe
     assert (corpus / "harbour.md").read_text() == text
     assert not list(corpus.glob(".*"))  # no temporary file left behind
     # Served at once, without a restart: listed, readable, searched and cited.
-    assert "harbour.md" in [d["id"] for d in httpx.get(f"{url}/v1/documents", headers=KEY).json()["data"]]
+    after = {d["id"]: d for d in httpx.get(f"{url}/v1/documents", headers=KEY).json()["data"]}
+    assert after["harbour.md"]["size"] == len(text.encode())
+    # Each document's time is when its content was indexed: the seeds keep theirs, the upload has its own.
+    assert {d: after[d]["indexed_at"] for d in before} == before
+    assert after["harbour.md"]["indexed_at"] > max(before.values())
     served = httpx.get(f"{url}/v1/documents/harbour.md", headers=KEY).json()["text"]
     assert served == text
     hits = httpx.post(f"{url}/v1/search", json={"query": "harbour master Tromsø"}, headers=KEY).json()["hits"]
