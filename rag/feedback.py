@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.config import Settings
+from rag.config import ServerSettings
 from rag.errors import InputError
 from rag.files import file_lock
 
@@ -26,9 +26,9 @@ Rating = Literal["up", "down"]
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 
 
-def feedback_path(settings: Settings) -> Path:
-    """The feedback file: ``server.feedback_file``, or feedback.jsonl in the index folder."""
-    return Path(settings.server.feedback_file or Path(settings.index.dir) / "feedback.jsonl")
+def feedback_path(server: ServerSettings, index_dir: str) -> Path:
+    """The feedback file: the serving settings' ``feedback_file``, or feedback.jsonl in the index folder."""
+    return Path(server.feedback_file or Path(index_dir) / "feedback.jsonl")
 
 
 def append_feedback(path: Path, record: dict[str, Any]) -> None:

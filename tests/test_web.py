@@ -37,6 +37,8 @@ from playwright.sync_api import (
 )
 
 from rag.assistant import Assistant
+from tests.conftest import make_settings
+from tests.fake_openai import FakeOpenAI
 from tests.live_server import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -1316,3 +1318,63 @@ def test_with_an_api_key_the_page_asks_for_it(seeds_assistant: Assistant, open_c
         page.reload()  # the key is kept for the tab's session
         expect(page.get_by_test_id("api-key")).to_have_value("right-key")
         assert [e for e in chat.errors if "status of 401" not in e] == []
+
+
+# --- the page against the real server (the new routes), the model faked at the HTTP level -------------------
+
+FLEET_DOC = "004_ef5f7f6cb4511981.txt"
+FLEET_QUESTION = "Who is the chief of Russia's Northern Fleet?"
+
+
+def test_the_page_with_the_real_server_filters_previews_rates_and_refuses(
+    seeds_assistant: Assistant, fake_openai: FakeOpenAI, open_chat: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    """The stubs of the tests above, checked against the real routes: the document list fills the filter, an
+    answer within one document cites only it, its marker previews the quote, a thumbs up lands in the feedback
+    file, and the same question within another document is refused with that document's closest passages."""
+    fake_openai.reply = "Adm. Alexander Moiseyev is the chief of Russia’s Northern Fleet [1]."
+    settings = make_settings(seeds_assistant.index_dir, llm__base_url=fake_openai.base_url, llm__model="fake")
+    feedback = tmp_path / "feedback.jsonl"
+    with LiveServer(Assistant(settings), feedback_file=str(feedback)) as live:
+        chat = open_chat(live.url)
+        page = chat.page
+        expect(page.get_by_test_id("filters")).to_be_visible()
+        options = page.get_by_test_id("filter-doc").locator("option")
+        expect(options).to_have_count(1 + len(seeds_assistant.index.documents))
+        fleet = seeds_assistant.document(FLEET_DOC)
+        page.get_by_test_id("filter-doc").select_option(FLEET_DOC)
+
+        streamed = _ask_and_capture(chat, FLEET_QUESTION)
+        answer = chat.answer()
+        expect(answer).to_have_attribute("data-state", "done")
+        assert "Moiseyev" in (answer.locator(".answer-text").text_content() or "")
+        assert streamed.final["citations"] and {c["doc_id"] for c in streamed.final["citations"]} == {FLEET_DOC}
+        assert chat.chat_bodies()[-1]["doc_ids"] == [FLEET_DOC]
+        quote = streamed.final["citations"][0]["quote"]
+
+        marker = answer.get_by_test_id("citation-marker").first
+        marker.hover()
+        preview = page.get_by_test_id("cite-preview")
+        expect(preview).to_be_visible()
+        expect(preview).to_contain_text(fleet.title)
+        expect(preview).to_contain_text(quote[:40])
+
+        answer.get_by_test_id("feedback-up").click()
+        expect(answer.get_by_test_id("action-status")).to_have_text("Feedback recorded, thank you.")
+        stored = [json.loads(line) for line in feedback.read_text(encoding="utf-8").splitlines()]
+        assert len(stored) == 1 and stored[0]["rating"] == "up" and stored[0]["question"] == FLEET_QUESTION
+        assert [c["quote"] for c in stored[0]["citations"]] == [c["quote"] for c in streamed.final["citations"]]
+
+        other = "000_b63fe8f3e2dac5e7.txt"
+        page.get_by_test_id("filter-doc").select_option(other)
+        chat.ask(FLEET_QUESTION)
+        refused = chat.answer()
+        expect(refused).to_have_attribute("data-state", "abstained", timeout=30_000)
+        expect(refused.get_by_test_id("abstain-reason")).not_to_be_empty()
+        passages = refused.get_by_test_id("closest-passage")
+        expect(passages.first).to_be_visible()
+        for card in passages.all():
+            expect(card.get_by_test_id("source-file")).to_contain_text(other)
+        passages.first.locator("button").click()
+        expect(page.get_by_test_id("doc-title")).to_have_text(seeds_assistant.document(other).title)
+        assert chat.errors == []

@@ -84,7 +84,7 @@ def document(doc_id: str, state: State) -> Any:
 )
 async def feedback(body: FeedbackRequest, state: State) -> Any:
     """Store a reader's rating of an answer (one JSON line in the feedback file; `rag eval --from-feedback`)."""
-    path = feedback_path(state.assistant.settings)
+    path = feedback_path(state.settings, state.assistant.settings.index.dir)  # the settings served with
     await run_in_threadpool(append_feedback, path, body.model_dump(mode="json"))
     return dump(FeedbackStored())
 
