@@ -69,6 +69,14 @@ def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
         )
     wanted = chunker_fingerprint(settings)
     recorded = manifest.get("chunker", {})
+    built_by, now = recorded.get("pipeline"), wanted["pipeline"]
+    if built_by != now and {k: v for k, v in recorded.items() if k != "pipeline"} == {
+        k: v for k, v in wanted.items() if k != "pipeline"
+    }:
+        raise IndexMismatchError(
+            f"the index was built by an earlier version of rag, which read documents differently (pipeline "
+            f"{built_by} -> {now}); run `rag index --rebuild` once to read and embed them again"
+        )
     if recorded != wanted:
         diff = ", ".join(f"{k}: {recorded.get(k)!r} -> {v!r}" for k, v in wanted.items() if recorded.get(k) != v)
         raise IndexMismatchError(

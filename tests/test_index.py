@@ -19,6 +19,7 @@ from rag.errors import (
     IndexMissingError,
     IndexWriteError,
 )
+from rag.indexer import PIPELINE_VERSION
 from rag.lexical import BM25Index
 from rag.store import current_generation, load_index
 from tests.conftest import make_settings
@@ -183,6 +184,24 @@ def test_other_chunk_settings_are_refused(
         other.build_index()
     report = other.build_index(rebuild=True)
     assert report.written and all(c.end - c.start <= 560 for c in other.index.chunks)
+
+
+def test_an_index_from_an_earlier_reading_pipeline_says_to_rebuild_once(
+    assistant_factory: Callable[..., Assistant], corpus: Path
+) -> None:
+    assistant = assistant_factory()
+    assistant.build_index([str(corpus)])
+    manifest_path = current_generation(assistant.index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["chunker"]["pipeline"] -= 1  # as an index written before the last change to reading documents
+    manifest_path.write_text(json.dumps(manifest))
+    older = rf"earlier version of rag.*pipeline {PIPELINE_VERSION - 1} -> {PIPELINE_VERSION}.*rag index --rebuild"
+    with pytest.raises(IndexMismatchError, match=older):
+        Assistant(assistant.settings).search("flights")
+    with pytest.raises(IndexMismatchError, match=older):
+        Assistant(assistant.settings).build_index()
+    assert Assistant(assistant.settings).build_index(rebuild=True).written
+    assert Assistant(assistant.settings).search("flights").hits
 
 
 def test_a_hub_embedder_name_says_how_to_install_a_bundled_one() -> None:
