@@ -381,6 +381,27 @@ def test_answer_markers_sources_and_highlight_with_astral_characters(open_chat: 
     assert chat.errors == []
 
 
+def test_a_quote_that_starts_with_quotation_marks_is_not_marked_twice(open_chat: Callable[..., ChatPage]) -> None:
+    text = "Intro.\n“Talks were constructive,” the ministry said. Later, more."
+    quote = "“Talks were constructive,” the ministry said."
+    doc = {"doc_id": "talks.txt", "title": "Talks", "text": text, "length": len(text)}
+    citation = {**FAKE_CITATION, "doc_id": "talks.txt", "start": 7, "end": 7 + len(quote), "quote": quote}
+    assert text[7 : 7 + len(quote)] == quote
+    stream = _sse(
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"content": "The ministry called the talks constructive [1]."}),
+        _chunk({"citations": [citation], "abstained": False}, "stop"),
+    )
+    chat = open_chat(FAKE_ORIGIN, FakeApi(chat=[(200, {}, stream)], documents={"talks.txt": doc}))
+    chat.ask("How were the talks?")
+    answer = chat.answer()
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer.locator(".source-quote")).to_have_text(f"{quote}”")  # its own opening mark, a closing one added
+    answer.get_by_test_id("citation-marker").first.hover()
+    expect(chat.page.locator("#preview-quote")).to_have_text(f"{quote}”")
+    assert chat.errors == []
+
+
 def test_a_pdf_source_shows_its_page(open_chat: Callable[..., ChatPage]) -> None:
     cited = {**FAKE_CITATION, "section": "article", "page": 12}
     stream = _sse(
