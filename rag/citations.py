@@ -168,6 +168,22 @@ _ABBREVIATED = (
     (frozenset({"united", "nations"}), r"U\.N\.|UN"),
     (frozenset({"european", "union"}), r"EU"),
     (frozenset({"soviet", "union"}), r"USSR|U\.S\.S\.R\."),
+    # A title before a name, written out in one text and abbreviated in the other ("Admiral X" ~ "Adm. X").
+    (frozenset({"admiral"}), r"Adm\."),
+    (frozenset({"general"}), r"Gen\."),
+    (frozenset({"senator"}), r"Sen\."),
+    (frozenset({"representative"}), r"Rep\."),
+    (frozenset({"governor"}), r"Gov\."),
+    (frozenset({"lieutenant"}), r"Lt\."),
+    (frozenset({"colonel"}), r"Col\."),
+    (frozenset({"captain"}), r"Capt\."),
+    (frozenset({"sergeant"}), r"Sgt\."),
+    (frozenset({"commander"}), r"Cmdr\.|Cdr\."),
+    (frozenset({"major"}), r"Maj\."),
+    (frozenset({"doctor"}), r"Dr\."),
+    (frozenset({"professor"}), r"Prof\."),
+    (frozenset({"president"}), r"Pres\."),
+    (frozenset({"reverend"}), r"Rev\."),
 )
 
 

@@ -76,6 +76,15 @@ def test_hard_checks_pass_what_the_quote_states(claim: str) -> None:
         ("The United Nations voted.", "The U.N. voted.", True),
         ("Russia proposed air links with the United States.", "Russia offers air links to us.", False),  # not U.S.
         ("Russia proposed air links with the United Kingdom.", "Russia offers air links with U.S.", False),
+        # A title written out against its abbreviation, both ways; another title is still missing.
+        (
+            "The Northern Fleet is headed by Admiral Alexander Moiseyev.",
+            "Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said last week that Moscow has the right.",
+            True,
+        ),
+        ("Gen. Mark Milley spoke.", "General Mark Milley spoke on Monday.", True),
+        ("Senator Jane Roe voted no.", "Sen. Jane Roe voted no.", True),
+        ("General Alexander Moiseyev spoke.", "Adm. Alexander Moiseyev spoke.", False),
     ],
 )
 def test_a_well_known_name_matches_its_abbreviation(claim: str, quote: str, passes: bool) -> None:
