@@ -93,7 +93,9 @@ def _location(root: Path, recorded: str, collection: str) -> str:
 def _quiet() -> None:
     # pymilvus configures its loggers on import and logs every failed call with a traceback at ERROR; milvus
     # Lite logs a locked folder the same way. The failure reaches the user once, as our error.
-    for name in ("pymilvus", "milvus_lite"):
+    # grpc's server logger: Milvus Lite's in-process server logs the RPCs it does not implement (AllocTimestamp,
+    # which pymilvus tries before falling back) with a traceback.
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -111,11 +113,12 @@ def _locked(path: str) -> bool:
     return False
 
 
-def _service_error(uri: str, exc: Exception) -> IndexServiceError:
+def _service_error(uri: str, exc: Exception, *, connecting: bool = False) -> IndexServiceError:
     """A Milvus failure as one line: the problem and the fix."""
     message = str(getattr(exc, "message", "") or exc).strip()[:300]
     code = getattr(exc, "code", None)
-    if not _is_server(uri) and _locked(uri):
+    # Milvus Lite failed to start on the folder (the package says only that it did): is another process in it?
+    if connecting and not _is_server(uri) and _locked(uri):
         return IndexServiceError(
             f"the Milvus Lite folder {uri} is open in another process (Milvus Lite allows one at a time); stop "
             "that process, or leave index.milvus_uri empty (a folder per index generation, which `rag serve` "
@@ -155,11 +158,16 @@ def connect(uri: str, token: str) -> Any:
             "index.backend = milvus needs pymilvus and milvus-lite; run `pip install -e '.[milvus]'` "
             "(or `pip install pymilvus milvus-lite`), or set index.backend = faiss"
         ) from exc
+    from pymilvus.exceptions import MilvusException
+
     _quiet()
+    try:
+        client = MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT)
+    except MilvusException as exc:
+        raise _service_error(uri, exc, connecting=True) from exc
     if not _is_server(uri):
         _opened_lite.add(uri)
-    with _calls(uri):
-        return MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT)
+    return client
 
 
 def release_lite(uri: str) -> None:
