@@ -8,6 +8,7 @@ subprocess under test); the model is the fake OpenAI-compatible endpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -318,6 +319,53 @@ def test_one_lite_file_held_by_another_process_is_one_clear_line(tmp_path: Path,
     assert assistant.search("Moiseyev", k=1).hits[0].chunk.doc_id == FLEET_DOC
     client = MilvusClient(str(shared))  # the in-process server of this path, shared with the assistant
     assert client.describe_alias(record["alias"])["collection_name"] == record["collection"]
+
+
+def test_a_milvus_server_by_uri_holds_every_version(tmp_path: Path, corpus: Path) -> None:
+    """The cluster's code path (a server URI: one place for every version, the alias and the drops there), on a
+    `milvus-lite server` process; two clients (here: this writer and another process's reader) share it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(tmp_path / "data"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = MilvusClient(uri=uri, timeout=2)
+                break
+            except MilvusException:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        index_dir = tmp_path / "index"
+        assistant = Assistant(milvus_settings(index_dir, index__milvus_uri=uri))
+        versions = []
+        for n in range(3):
+            if n:
+                (corpus / f"extra{n}.txt").write_text(f"Extra note number {n} about the Kola peninsula ferries.\n")
+            assistant.build_index([str(corpus)])
+            record = assistant.index.manifest["milvus"]
+            assert record["uri"] == uri
+            versions.append(record["collection"])
+            assert client.describe_alias(record["alias"])["collection_name"] == record["collection"]
+        assert sorted(c for c in client.list_collections() if c.startswith("rag_index_g")) == sorted(versions[1:])
+        assert not (index_dir / "milvus").exists()  # nothing local but the generation's tables
+        reader = subprocess.run(
+            [sys.executable, "-m", "rag.cli", "search", "Kola peninsula ferries", "-k", "2", "--json"],
+            env=subprocess_env(index_dir, RAG_INDEX_MILVUS_URI=uri),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert reader.returncode == 0, reader.stderr
+        assert {h["doc_id"] for h in json.loads(reader.stdout)["hits"]} == {"extra1.txt", "extra2.txt"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_unreachable_server_is_one_clear_line(tmp_path: Path, corpus: Path) -> None:

@@ -122,8 +122,8 @@ def _service_error(uri: str, exc: Exception, *, connecting: bool = False) -> Ind
         return IndexServiceError(
             f"the Milvus Lite folder {uri} is open in another process (Milvus Lite allows one at a time); stop "
             "that process, or leave index.milvus_uri empty (a folder per index generation, which `rag serve` "
-            f"and `rag index` never share), or serve it with `milvus-lite server --data-dir {uri}` and set "
-            "index.milvus_uri to its http:// address"
+            f"and `rag index` never share), or serve it with `milvus-lite server --data-dir {uri} --host 127.0.0.1` "
+            "and set index.milvus_uri = http://127.0.0.1:19530"
         )
     lowered = message.lower()
     if code == 1800 or any(w in lowered for w in ("auth", "token", "password", "permission", "credential")):
