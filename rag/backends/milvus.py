@@ -50,6 +50,7 @@ PER_GENERATION = "per-generation"  # the recorded location of a Milvus Lite fold
 NO_TERMS = 2**32 - 2
 # Rows per insert: 1,000 x 384 float32 is 1.5 MB with the sparse weights, far under gRPC's 64 MB messages.
 INSERT_BATCH = 1000
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
 CONNECT_TIMEOUT = 10.0  # seconds to reach a Milvus server before saying it cannot be reached
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _opened_lite: set[str] = set()  # Milvus Lite folders this process serves (the package runs one server per folder)
@@ -161,8 +162,12 @@ def connect(uri: str, token: str) -> Any:
     from pymilvus.exceptions import MilvusException
 
     _quiet()
+    # pymilvus pings every 10 s even when idle; Milvus Lite's in-process gRPC server (grpc's default policy)
+    # answers an idle server's pings with GOAWAY "too_many_pings", which grpc's C core logs on stderr: measured
+    # during the 100k benchmark. A connection to this process's own server needs no keepalive.
+    options = {} if _is_server(uri) else {"grpc_options": LITE_GRPC_OPTIONS}
     try:
-        client = MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT)
+        client = MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT, **options)
     except MilvusException as exc:
         raise _service_error(uri, exc, connecting=True) from exc
     if not _is_server(uri):
