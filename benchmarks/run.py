@@ -12,6 +12,8 @@ things, the paired baseline measured in the same run on the same machine.
 - startup: `import rag`, `rag --help` and a cold `rag search` per backend, each in a fresh process, with
           the phases of a cold search (benchmarks/startup.py).
 - scale:  Flat, HNSW and IVF at --sizes synthetic chunks: build, memory, latency, recall@10 (benchmarks/scale.py).
+- milvus: index.backend = milvus on Milvus Lite against FAISS at --milvus-size synthetic chunks: write, open,
+          dense latency and recall@10 (exact flat as truth), BM25 latency and equality (benchmarks/milvus.py).
 - ask:    evals/smoke.jsonl through Assistant.ask on the configured model (default: the bundled 1.5B),
           warm: accuracy, abstention, time to first token, total, time outside the model, prompt tokens.
 """
@@ -35,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks import faults, scale, serve, startup  # noqa: E402
+from benchmarks import faults, milvus, scale, serve, startup  # noqa: E402
 from benchmarks.common import QUERIES, machine  # noqa: E402
 from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
@@ -236,6 +238,7 @@ SUITES = {
     "search": suite_search,
     "ask": suite_ask,
     "scale": scale.suite_scale,
+    "milvus": milvus.suite_milvus,
     "startup": startup.suite_startup,
     "serve": serve.suite_serve,
     "faults": faults.suite_faults,
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--json", action="store_true", help="one JSON object per suite, nothing else")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that the suites run")
     scale.add_arguments(parser)
+    milvus.add_arguments(parser)
     serve.add_arguments(parser)
     faults.add_arguments(parser)
     args = parser.parse_args(argv)

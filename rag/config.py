@@ -62,6 +62,15 @@ class IndexSettings:
     hnsw_ef_search: int = 128
     ivf_nlist: int = 0  # 0: about 4 * sqrt(n)
     ivf_nprobe: int = 0  # 0: about sqrt(nlist), at least 16
+    # faiss: search the generation's own FAISS and BM25 files. milvus: search a Milvus collection written with
+    # each generation (its vectors and BM25 weights); the chunk and document tables stay in the generation.
+    backend: types_.IndexBackend = "faiss"
+    # Empty: a Milvus Lite folder per generation in index.dir/milvus/ (a live `rag index` and `rag serve` then
+    # never open the same one); a path ending in .db: one Milvus Lite folder (one process at a time);
+    # http(s)://host:19530: a Milvus server or cluster (docs/scale-milvus.md).
+    milvus_uri: str = ""
+    milvus_token: str = ""  # a cluster's "user:password" or API key (RAG_INDEX_MILVUS_TOKEN); never written out
+    milvus_alias: str = ""  # the alias that names the live collection; empty: rag_<index folder name>
 
 
 @dataclass
@@ -184,6 +193,8 @@ class Settings:
             raise ConfigError(f"embed.device = {e.device!r} needs embed.backend = torch (the onnx backends run on cpu)")
         if self.index.kind not in ("auto", *types_.INDEX_KINDS):
             raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, {', '.join(types_.INDEX_KINDS)}")
+        if self.index.backend not in types_.INDEX_BACKENDS:
+            raise ConfigError(f"index.backend = {self.index.backend!r}; valid: {', '.join(types_.INDEX_BACKENDS)}")
         if self.retrieve.mode not in types_.SEARCH_MODES:
             raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: {', '.join(types_.SEARCH_MODES)}")
         if self.llm.bundled not in types_.MODEL_VARIANTS:

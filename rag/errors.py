@@ -49,6 +49,10 @@ class IndexMismatchError(RagError):
     """The index was built with other settings than the ones in force."""
 
 
+class IndexServiceError(RagError):
+    """The index service (Milvus) cannot be reached, refuses the token, or is held by another process."""
+
+
 class EmbedderError(RagError):
     """The embedding model cannot be loaded."""
 

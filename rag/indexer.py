@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rag import dense
+from rag.backends import backend_up_to_date, check_backend, published
 from rag.chunking import chunk_document
 from rag.clean import classify
 from rag.config import Settings
@@ -206,6 +207,7 @@ def build_index(
     root = Path(settings.index.dir)
     problems: list[IngestProblem] = []
     with write_lock(root):
+        check_backend(settings)
         old = _previous_index(root, rebuild, problems)
         if old is not None:
             check_compatible(old.manifest, settings)
@@ -233,7 +235,8 @@ def build_index(
         same_kind = old is not None and old.manifest["index"]["kind"] == dense.choose_kind(
             len(old.chunks), settings.index
         )
-        if old is not None and same_kind and not (added or changed or removed):
+        current = old is not None and same_kind and backend_up_to_date(old.manifest, settings)
+        if old is not None and current and not (added or changed or removed):
             return IndexReport(
                 added=[], changed=[], removed=[], unchanged=unchanged, problems=problems,
                 chunks_total=len(old.chunks), chunks_embedded=0, embed_seconds=0.0,
@@ -267,7 +270,9 @@ def build_index(
             index_params,
             old.manifest if old is not None else None,
         )
-        write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
+        previous = old.manifest if old is not None else None
+        with published(settings, root, chunks, vectors, bm25, manifest, previous, problems):
+            write_index(root, manifest, corpus.documents, chunks, vectors, faiss_index, bm25)
     return IndexReport(
         added=added, changed=changed, removed=removed, unchanged=unchanged, problems=problems,
         chunks_total=len(chunks), chunks_embedded=embedded, embed_seconds=embed_seconds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag import dense
+from rag.backends import RowFilter, SearchBackend, open_backend
 from rag.config import Settings
 from rag.embedders import load_embedder
 from rag.errors import InputError
@@ -19,6 +19,7 @@ class Retriever:
         self.index = index
         self.settings = settings
         self._embedder: Embedder | None = None
+        self._backend: SearchBackend | None = None
         self._rows_by_doc: dict[str, list[int]] = {}
         for row, chunk in enumerate(index.chunks):
             self._rows_by_doc.setdefault(chunk.doc_id, []).append(row)
@@ -28,6 +29,13 @@ class Retriever:
         if self._embedder is None:
             self._embedder = load_embedder(self.settings.embed)
         return self._embedder
+
+    @property
+    def backend(self) -> SearchBackend:
+        """Where the dense and BM25 lists come from (``index.backend``): opened on the first search."""
+        if self._backend is None:
+            self._backend = open_backend(self.index, self.settings)
+        return self._backend
 
     def search(
         self,
@@ -53,14 +61,15 @@ class Retriever:
             raise InputError(f"unknown search mode {mode!r}; valid modes: {', '.join(SEARCH_MODES)}")
         allowed = self._allowed_rows(doc_ids, sections)
         n = max(self.settings.retrieve.candidates, k)
+        where = None if allowed is None else RowFilter(allowed, tuple(doc_ids or ()), tuple(sections or ()))
         ranked: list[tuple[int, float]]
         if mode == "dense":
-            ranked = self._dense(query, n, allowed)
+            ranked = self._dense(query, n, where)
         elif mode == "bm25":
-            ranked = self.index.bm25.top(query, n, allowed)
+            ranked = self.backend.bm25(query, n, where)
         else:
             ranked = reciprocal_rank_fusion(
-                [self._dense(query, n, allowed), self.index.bm25.top(query, n, allowed)],
+                [self._dense(query, n, where), self.backend.bm25(query, n, where)],
                 self.settings.retrieve.rrf_k,
             )
         hits = []
@@ -70,18 +79,8 @@ class Retriever:
             hits.append(Hit(chunk, score, rank, title=document.title, page=document.page_at(chunk.start)))
         return hits
 
-    def _dense(self, query: str, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        vector = self.embedder.encode([query])[0]
-        kind = self.index.manifest["index"]["kind"]
-        return dense.search(
-            self.index.faiss_index,
-            kind,
-            vector,
-            n,
-            self.settings.index,
-            allowed=allowed,
-            vectors=self.index.vectors,
-        )
+    def _dense(self, query: str, n: int, where: RowFilter | None) -> list[tuple[int, float]]:
+        return self.backend.dense(self.embedder.encode([query])[0], n, where)
 
     def check_filter(self, doc_ids: list[str] | None, sections: list[str] | None) -> None:
         """Raise the ``InputError`` a search with these filters would (an unknown document or section)."""

@@ -17,6 +17,8 @@ SearchMode = Literal["dense", "bm25", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 IndexKind = Literal["flat", "hnsw", "ivf"]
 INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
+IndexBackend = Literal["faiss", "milvus"]  # where the vectors and BM25 weights are searched (docs/scale-milvus.md)
+INDEX_BACKENDS: tuple[IndexBackend, ...] = get_args(IndexBackend)
 # torch: sentence-transformers (the reference); onnx: its ONNX export on onnxruntime, same vectors, no torch
 # import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]

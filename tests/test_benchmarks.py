@@ -91,6 +91,19 @@ def test_scale_suite_smoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert all(c.read_bytes().startswith(b"\x89PNG") for c in charts)
 
 
+def test_milvus_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("milvus_lite", reason="the milvus suite runs on Milvus Lite (pip install -e '.[milvus]')")
+    (result,) = main(["--suite", "milvus", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["suite"] == "milvus" and result["chunks"] == 2000 and result["faiss"]["kind"] == "flat"
+    dense = result["dense"]
+    assert set(dense) == {"faiss_flat_exact", "faiss_flat_auto", "milvus_lite_flat_auto", "milvus_lite_flat"}
+    for row in dense.values():  # exact search everywhere at this size: nothing may be missed
+        assert row["recall_at_10"] == 1.0 and 0 < row["p50_ms"] <= row["p95_ms"]
+    assert result["bm25"]["milvus_lite"]["recall_at_10_vs_bm25s"] == 1.0  # bm25s's own weights in Milvus
+    assert result["milvus_lite"]["auto"]["write_seconds"] > 0
+
+
 def _write(path: Path, result: dict) -> Path:
     path.write_text(json.dumps({"suite": "search"}) + "\n" + json.dumps(result) + "\n")
     return path
