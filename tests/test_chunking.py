@@ -283,7 +283,7 @@ def test_an_index_chunked_by_the_old_rules_is_refused() -> None:
         "embedder": {"name": resolve_model(settings.embed.model)[0], "backend": settings.embed.backend},
         "chunker": {**chunker_fingerprint(settings), "pipeline": 1},
     }
-    with pytest.raises(IndexMismatchError, match=rf"pipeline: 1 -> {PIPELINE_VERSION}.*rag index --rebuild"):
+    with pytest.raises(IndexMismatchError, match=rf"earlier version of rag.*pipeline 1 -> {PIPELINE_VERSION}.*rebuild"):
         check_compatible(manifest, settings)
     check_compatible({**manifest, "chunker": chunker_fingerprint(settings)}, settings)
 
