@@ -8,6 +8,7 @@ English function words.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from rag.types import Document
@@ -27,7 +28,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 def english_rate(text: str) -> float | None:
     """The share of English function words among the first words of ``text``; None for too few words."""
-    words = [w.lower() for w, _ in zip(_WORD.findall(text), range(_SAMPLE_WORDS), strict=False)]
+    words = [m.group(0).lower() for m in itertools.islice(_WORD.finditer(text), _SAMPLE_WORDS)]
     if len(words) < _MIN_WORDS:
         return None
     return sum(w in _STOPWORDS for w in words) / len(words)

@@ -132,6 +132,6 @@ IndexDir = Annotated[
     str | None, typer.Option("--index-dir", help="Index directory (default: index/, or RAG_INDEX_DIR).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-# `rag ask` and `rag chat` search only these, as `rag search --doc/--section` does.
+# `rag search`, `rag ask` and `rag chat` search only these documents and sections.
 DocFilter = Annotated[list[str] | None, typer.Option("--doc", help="Only this doc id (repeatable).")]
 SectionFilter = Annotated[list[str] | None, typer.Option("--section", help="Only article or comments (repeatable).")]

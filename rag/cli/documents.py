@@ -14,7 +14,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from rag.cli.common import (
     AsJson,
+    DocFilter,
     IndexDir,
+    SectionFilter,
     app,
     assistant_for,
     err,
@@ -194,10 +196,8 @@ def search_cmd(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int | None, typer.Option("-k", "--k", help="How many passages (default 5).")] = None,
     mode: Annotated[str | None, typer.Option("--mode", help="dense, bm25 or hybrid (default).")] = None,
-    doc: Annotated[list[str] | None, typer.Option("--doc", help="Only this doc id (repeatable).")] = None,
-    section: Annotated[
-        list[str] | None, typer.Option("--section", help="Only article or comments (repeatable).")
-    ] = None,
+    doc: DocFilter = None,
+    section: SectionFilter = None,
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
