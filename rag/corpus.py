@@ -122,7 +122,7 @@ def add_file(settings: Settings, index: StoredIndex, name: str, data: bytes, upd
     """
     name = checked_name(name, settings)
     folder = upload_folder(index)
-    doc_id = (folder / name).relative_to(folder).as_posix()
+    doc_id = name  # a bare name at the top of the folder: its doc_id is the name
     if doc_id in index.documents or (folder / name).exists():
         raise ConflictError(
             f"a document named {doc_id!r} already exists in {folder}; delete it first (DELETE /v1/documents/"
