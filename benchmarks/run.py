@@ -1,4 +1,4 @@
-"""Benchmarks: `python benchmarks/run.py --suite index|search|ask|scale|all [--multiply N] [--repeat R] [--json] [--smoke]`.
+"""Benchmarks: `python benchmarks/run.py --suite index|search|ask|scale|ray|all [--multiply N] [--repeat R] [--json] [--smoke]`.
 
 Each suite prints one JSON object (with --json) holding its figures and, where it compares two
 things, the paired baseline measured in the same run on the same machine.
@@ -11,9 +11,14 @@ things, the paired baseline measured in the same run on the same machine.
 - serve:  a bounded load run on loopback against `rag serve` (benchmarks/serve.py).
 - startup: `import rag`, `rag --help` and a cold `rag search` per backend, each in a fresh process, with
           the phases of a cold search (benchmarks/startup.py).
+- ray:    `rag index` with --engine ray (2 encoder actors, local Ray instance) against --engine local on the same
+          synthetic corpus (--ray-documents), runs interleaved; the ratio is Ray's overhead on these cores
+          (benchmarks/ray_ingest.py).
 - scale:  Flat, HNSW and IVF at --sizes synthetic chunks: build, memory, latency, recall@10 (benchmarks/scale.py).
 - milvus: index.backend = milvus on Milvus Lite against FAISS at --milvus-size synthetic chunks: write, open,
           dense latency and recall@10 (exact flat as truth), BM25 latency and equality (benchmarks/milvus.py).
+- store:  a cold hybrid `rag search` and its memory at --chunks synthetic chunks against 50, this checkout's
+          store against --before-ref's (benchmarks/store.py).
 - ask:    evals/smoke.jsonl through Assistant.ask on the configured model (default: the bundled 1.5B),
           warm: accuracy, abstention, time to first token, total, time outside the model, prompt tokens.
 """
@@ -37,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks import faults, milvus, scale, serve, startup  # noqa: E402
+from benchmarks import faults, milvus, ray_ingest, scale, serve, startup, store  # noqa: E402
 from benchmarks.common import QUERIES, machine  # noqa: E402
 from rag.answering import Answer, Turn  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
@@ -242,6 +247,8 @@ SUITES = {
     "startup": startup.suite_startup,
     "serve": serve.suite_serve,
     "faults": faults.suite_faults,
+    "store": store.suite_store,
+    "ray": ray_ingest.suite_ray,
 }
 
 
@@ -257,6 +264,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     milvus.add_arguments(parser)
     serve.add_arguments(parser)
     faults.add_arguments(parser)
+    store.add_arguments(parser)
+    ray_ingest.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.multiply, args.repeat = 1, 1

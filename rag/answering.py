@@ -11,7 +11,7 @@ import dataclasses
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from rag.citations import (
@@ -46,7 +46,7 @@ class ClosestPassage:
     text: str
 
 
-def closest_passages(passages: list[Passage], documents: dict[str, Document]) -> list[ClosestPassage]:
+def closest_passages(passages: list[Passage], documents: Mapping[str, Document]) -> list[ClosestPassage]:
     """The first ``CLOSEST_PASSAGES`` passages the model saw (numbered by relevance), for an abstention."""
     return [
         ClosestPassage(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -255,7 +256,7 @@ class Aligner:
     """Matches answer sentences to evidence sentences; thresholds were tuned on the seeds questions."""
 
     def __init__(
-        self, question: str, passages: list[Passage], embedder: Embedder, documents_text: dict[str, str]
+        self, question: str, passages: list[Passage], embedder: Embedder, documents_text: Mapping[str, str]
     ) -> None:
         self.question = question
         self.passages = passages
@@ -394,7 +395,7 @@ def _verdict(coverage: float, similarity: float) -> bool | None:
 class CitationBook:
     """Assigns citation numbers in order of first use; the same span keeps its number."""
 
-    def __init__(self, documents: dict[str, Document]) -> None:
+    def __init__(self, documents: Mapping[str, Document]) -> None:
         self.documents = documents
         self.citations: list[Citation] = []
 

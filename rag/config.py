@@ -50,6 +50,9 @@ class EmbedSettings:
     batch_size: int = 64
     device: str = "cpu"
     backend: types_.EmbedBackend = "onnx"
+    # onnxruntime threads per encoder; 0: its default, one per core. `rag index --engine ray` gives each actor
+    # one, so that index.ray_workers actors on a node do not each start a thread per core.
+    threads: int = 0
 
 
 @dataclass
@@ -71,6 +74,12 @@ class IndexSettings:
     milvus_uri: str = ""
     milvus_token: str = ""  # a cluster's "user:password" or API key (RAG_INDEX_MILVUS_TOKEN); never written out
     milvus_alias: str = ""  # the alias that names the live collection; empty: rag_<index folder name>
+    # Where new and changed documents are read, chunked and embedded: "local" (this process) or "ray" (Ray Data,
+    # an actor pool of encoders; `pip install 'ray[data]'`). Both write the same generation (docs/scale.md).
+    engine: types_.IndexEngine = "local"
+    # engine = ray: empty starts a local Ray instance for the run; "auto" or "ray://host:10001" joins a cluster.
+    ray_address: str = ""
+    ray_workers: int = 2  # engine = ray: encoder actors, each loading the model once
 
 
 @dataclass
@@ -189,12 +198,18 @@ class Settings:
         e = self.embed
         if e.backend not in types_.EMBED_BACKENDS:
             raise ConfigError(f"embed.backend = {e.backend!r}; valid: {', '.join(types_.EMBED_BACKENDS)}")
+        if e.threads < 0:
+            raise ConfigError(f"embed.threads = {e.threads} must be >= 0 (0: one per core)")
         if e.backend != "torch" and e.device != "cpu":
             raise ConfigError(f"embed.device = {e.device!r} needs embed.backend = torch (the onnx backends run on cpu)")
         if self.index.kind not in ("auto", *types_.INDEX_KINDS):
             raise ConfigError(f"index.kind = {self.index.kind!r}; valid: auto, {', '.join(types_.INDEX_KINDS)}")
         if self.index.backend not in types_.INDEX_BACKENDS:
             raise ConfigError(f"index.backend = {self.index.backend!r}; valid: {', '.join(types_.INDEX_BACKENDS)}")
+        if self.index.engine not in types_.INDEX_ENGINES:
+            raise ConfigError(f"index.engine = {self.index.engine!r}; valid: {', '.join(types_.INDEX_ENGINES)}")
+        if self.index.ray_workers < 1:
+            raise ConfigError(f"index.ray_workers = {self.index.ray_workers} must be at least 1")
         if self.retrieve.mode not in types_.SEARCH_MODES:
             raise ConfigError(f"retrieve.mode = {self.retrieve.mode!r}; valid: {', '.join(types_.SEARCH_MODES)}")
         if self.llm.bundled not in types_.MODEL_VARIANTS:

@@ -53,7 +53,7 @@ def same_vectors(backend: str, other: str) -> bool:
 
 
 @cache
-def _load(name: str, folder: Path, backend: str, device: str) -> Embedder:
+def _load(name: str, folder: Path, backend: str, device: str, threads: int = 0) -> Embedder:
     if backend == "torch":
         from rag.st_embedder import SentenceTransformerEmbedder
 
@@ -61,11 +61,11 @@ def _load(name: str, folder: Path, backend: str, device: str) -> Embedder:
     if backend in ("onnx", "onnx-int8"):
         from rag.onnx_embedder import OnnxEmbedder
 
-        return OnnxEmbedder(name, folder, "int8" if backend == "onnx-int8" else "float32")
+        return OnnxEmbedder(name, folder, "int8" if backend == "onnx-int8" else "float32", threads)
     raise EmbedderError(f"embed.backend = {backend!r}; valid: {', '.join(EMBED_BACKENDS)}")
 
 
 def load_embedder(settings: EmbedSettings) -> Embedder:
     """The embedder named by ``settings.model`` on ``settings.backend`` (cached per process: loading costs time)."""
     name, folder = resolve_model(settings.model)
-    return _load(name, folder, settings.backend, settings.device)
+    return _load(name, folder, settings.backend, settings.device, settings.threads)

@@ -53,6 +53,10 @@ class IndexServiceError(RagError):
     """The index service (Milvus) cannot be reached, refuses the token, or is held by another process."""
 
 
+class EngineError(RagError):
+    """The distributed ingestion engine (Ray) is not installed, or its cluster cannot be reached."""
+
+
 class EmbedderError(RagError):
     """The embedding model cannot be loaded."""
 

@@ -8,6 +8,7 @@ a document into one numbered passage.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,7 +75,7 @@ def lexical_overlap(query_tokens: set[str], text: str) -> float:
 def select_evidence(
     question: str,
     hits: list[Hit],
-    documents: dict[str, Document],
+    documents: Mapping[str, Document],
     embedder: Embedder,
     budget_chars: int,
     parts: list[str] | None = None,
@@ -161,7 +162,7 @@ def _group(
     texts: list[str],
     vectors: np.ndarray,
     scores: list[float],
-    documents: dict[str, Document],
+    documents: Mapping[str, Document],
 ) -> list[Passage]:
     """Merge chosen sentences that are adjacent in their document; number passages best first."""
     by_position = sorted(chosen, key=lambda i: (candidates[i][0].chunk.doc_id, candidates[i][1]))

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,8 +26,11 @@ from rag.files import package_versions
 from rag.ingest import read_corpus
 from rag.language import corpus_language_warning
 from rag.lexical import BM25Index
-from rag.store import StoredIndex, load_index, recorded_corpus, write_index, write_lock
+from rag.store import FORMAT_VERSION, StoredIndex, load_index, recorded_corpus, write_index, write_lock
 from rag.types import Chunk, Document, IndexReport, IngestProblem
+
+if TYPE_CHECKING:
+    from rag.ray_ingest import RayIngested
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +216,20 @@ def build_index(
             check_compatible(old.manifest, settings)
         recorded = _recorded(root, old)
         corpus_paths = _absolute(paths or (recorded["paths"] if recorded else settings.corpus.paths))
-        on_file = (lambda done, total: progress("read", done, total)) if progress else None
-        corpus = read_corpus(corpus_paths, settings.ingest, known=old.documents if old else None, on_file=on_file)
+        known = old.documents if old else None
+        ray_run: RayIngested | None = None
+        if settings.index.engine == "ray":  # read, chunk and embed the new and changed files on Ray Data
+            from rag.ray_ingest import read_chunk_embed
+
+            def admit(ids: set[str]) -> None:  # refused before the cluster does the work, not after
+                if recorded is not None and not replace:
+                    _refuse_replacing(recorded, corpus_paths, ids)
+
+            ray_run = read_chunk_embed(corpus_paths, settings, known, progress, admit)
+            corpus = ray_run.corpus
+        else:
+            on_file = (lambda done, total: progress("read", done, total)) if progress else None
+            corpus = read_corpus(corpus_paths, settings.ingest, known=known, on_file=on_file)
         problems.extend(corpus.problems)
         language = corpus_language_warning(corpus.documents, resolve_model(settings.embed.model)[0])
         if language is not None:
@@ -235,15 +250,16 @@ def build_index(
         same_kind = old is not None and old.manifest["index"]["kind"] == dense.choose_kind(
             len(old.chunks), settings.index
         )
-        current = old is not None and same_kind and backend_up_to_date(old.manifest, settings)
+        same_format = old is not None and old.manifest.get("format") == FORMAT_VERSION  # else rewrite it as today's
+        current = old is not None and same_kind and same_format and backend_up_to_date(old.manifest, settings)
         if old is not None and current and not (added or changed or removed):
             return IndexReport(
                 added=[], changed=[], removed=[], unchanged=unchanged, problems=problems,
                 chunks_total=len(old.chunks), chunks_embedded=0, embed_seconds=0.0,
                 total_seconds=time.perf_counter() - started, index_kind=old.manifest["index"]["kind"], written=False,
             )  # fmt: skip
-        chunks, vectors, embed_seconds, embedded = _chunks_and_vectors(
-            settings, corpus.documents, old, set(unchanged), progress
+        chunks, vectors, sources, embed_seconds, embedded = _chunks_and_vectors(
+            settings, corpus.documents, old, set(unchanged), progress, ray_run
         )
         if not chunks:
             raise CorpusError(
@@ -256,6 +272,7 @@ def build_index(
             settings.index,
             previous=trained.faiss_index if trained else None,
             previous_params=trained.manifest["index"] if trained else None,
+            sources=sources,
         )
         kind = index_params["kind"]
         if progress:
@@ -286,26 +303,34 @@ def _chunks_and_vectors(
     old: StoredIndex | None,
     unchanged: set[str],
     progress: IndexProgress | None,
-) -> tuple[list[Chunk], np.ndarray, float, int]:
-    """All chunks in document order with their vectors; only chunks of new or changed documents are embedded."""
-    old_rows: dict[str, list[int]] = {}
-    if old is not None:
-        for row, c in enumerate(old.chunks):
-            old_rows.setdefault(c.doc_id, []).append(row)
+    ray_run: RayIngested | None = None,
+) -> tuple[list[Chunk], np.ndarray, np.ndarray, float, int]:
+    """All chunks in document order with their vectors, and for each the row it had in ``old`` (-1: new, -2: new
+    and embedded on Ray); only chunks of new or changed documents are embedded (here, or already on Ray:
+    ``ray_run``)."""
     chunks: list[Chunk] = []
-    sources: list[int] = []  # row in the old vectors, or -1 for "embed this"
+    sources: list[int] = []  # row in the old vectors, -1 for "embed this", -2 for "embedded on Ray"
+    ray_vectors: list[np.ndarray] = []
     for doc in documents:
         if doc.doc_id in unchanged and old is not None:
-            rows = old_rows.get(doc.doc_id, [])
-            chunks.extend(old.chunks[r] for r in rows)
-            sources.extend(rows)
+            old_rows = old.documents.chunk_rows(doc.doc_id)  # a document's chunks are one range of rows
+            chunks.extend(old.chunks[old_rows.start : old_rows.stop])
+            sources.extend(old_rows)
+        elif ray_run is not None and doc.doc_id in ray_run.fresh:
+            new, new_vectors = ray_run.fresh[doc.doc_id]
+            chunks.extend(new)
+            sources.extend([-2] * len(new))
+            ray_vectors.append(new_vectors)
         else:
             new = chunk_document(doc, classify(doc.text), settings.chunk)
             chunks.extend(new)
             sources.extend([-1] * len(new))
-    to_embed = [i for i, s in enumerate(sources) if s < 0]
-    embed_seconds = 0.0
+    to_embed = [i for i, s in enumerate(sources) if s == -1]
+    on_ray = [i for i, s in enumerate(sources) if s == -2]
+    embed_seconds = ray_run.seconds if ray_run is not None else 0.0
     dim = int(old.manifest["embedder"]["dim"]) if old is not None else 0
+    if on_ray:
+        dim = int(ray_vectors[0].shape[1])
     new_vectors = np.zeros((0, dim), dtype=np.float32)
     if to_embed:
         if progress:
@@ -324,12 +349,14 @@ def _chunks_and_vectors(
             new_vectors[rows] = embedder.encode([chunks[to_embed[n]].text for n in rows], batch_size=step)
         if progress:
             progress("embed", len(to_embed), len(to_embed))
-        embed_seconds = time.perf_counter() - t0
+        embed_seconds += time.perf_counter() - t0
         dim = embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     if to_embed:
         vectors[to_embed] = new_vectors
+    if on_ray:
+        vectors[on_ray] = np.concatenate(ray_vectors)
     reused = [i for i, s in enumerate(sources) if s >= 0]
     if reused and old is not None:
         vectors[reused] = np.asarray(old.vectors)[[sources[i] for i in reused]]
-    return chunks, vectors, embed_seconds, len(to_embed)
+    return chunks, vectors, np.array(sources, dtype=np.int64), embed_seconds, len(to_embed) + len(on_ray)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,10 +126,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class PendingFile:
+    """A file whose content the index does not hold yet: ``read_pending`` reads it."""
+
+    source: SourceFile
+    sha256: str
+
+
 def read_corpus(
     paths: list[str],
     settings: IngestSettings,
-    known: dict[str, Document] | None = None,
+    known: Mapping[str, Document] | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> Corpus:
     """Read every document under ``paths``; a file that cannot be used becomes a problem, not a failure.
@@ -139,6 +147,29 @@ def read_corpus(
     """
     documents: list[Document] = []
     problems: list[IngestProblem] = []
+    for entry in scan_corpus(paths, settings, problems, known, on_file):
+        if isinstance(entry, PendingFile):
+            doc, file_problems = read_pending(entry, settings)
+            problems.extend(file_problems)
+            if doc is None:
+                continue
+            entry = doc
+        documents.append(entry)
+    for problem in problems:
+        log.warning("%s: %s", problem.path, problem.message)
+    return Corpus(documents=documents, problems=problems)
+
+
+def scan_corpus(
+    paths: list[str],
+    settings: IngestSettings,
+    problems: list[IngestProblem],
+    known: Mapping[str, Document] | None = None,
+    on_file: Callable[[int, int], None] | None = None,
+) -> Iterator[Document | PendingFile]:
+    """Each indexable file under ``paths`` in doc_id order: the ``known`` Document when the file's hash matches
+    it, else a PendingFile to read. A file that cannot be used (too large, unreadable) goes to ``problems``.
+    ``on_file(done, total)`` is called after each file (after it is read, when the caller reads it at once)."""
     sources = discover(paths, settings, problems)
     for done, source in enumerate(sources, start=1):
         if on_file is not None and done > 1:
@@ -151,27 +182,33 @@ def read_corpus(
                     "split the file or raise RAG_INGEST_MAX_BYTES"
                 )
             sha = file_sha256(source.path)
-            previous = (known or {}).get(source.doc_id)
-            # A PDF indexed before pages were recorded is read again, to get them.
-            stale = previous is not None and source.path.suffix.lower() == ".pdf" and not previous.pages
-            if previous is not None and previous.sha256 == sha and not stale:
-                documents.append(previous)
-                continue
-            doc, warning = _read_document(source, sha, settings)
         except _Skip as exc:
             problems.append(IngestProblem(str(source.path), str(exc)))
             continue
         except OSError as exc:
             problems.append(IngestProblem(str(source.path), f"cannot read: {exc.strerror or exc}"))
             continue
-        if warning:
-            problems.append(IngestProblem(str(source.path), warning, skipped=False))
-        documents.append(doc)
+        previous = (known or {}).get(source.doc_id)
+        # A PDF indexed before pages were recorded is read again, to get them.
+        stale = previous is not None and source.path.suffix.lower() == ".pdf" and not previous.pages
+        if previous is not None and previous.sha256 == sha and not stale:
+            yield previous
+        else:
+            yield PendingFile(source, sha)
     if on_file is not None:
         on_file(len(sources), len(sources))
-    for problem in problems:
-        log.warning("%s: %s", problem.path, problem.message)
-    return Corpus(documents=documents, problems=problems)
+
+
+def read_pending(pending: PendingFile, settings: IngestSettings) -> tuple[Document | None, list[IngestProblem]]:
+    """Read one file: its Document and any warning, or None and why it cannot be indexed."""
+    path = str(pending.source.path)
+    try:
+        doc, warning = _read_document(pending.source, pending.sha256, settings)
+    except _Skip as exc:
+        return None, [IngestProblem(path, str(exc))]
+    except OSError as exc:
+        return None, [IngestProblem(path, f"cannot read: {exc.strerror or exc}")]
+    return doc, ([IngestProblem(path, warning, skipped=False)] if warning else [])
 
 
 class _Skip(Exception):

@@ -73,19 +73,19 @@ class OnnxExport:
 class OnnxEmbedder(Embedder):
     """Embeds with onnxruntime from the cached ONNX export of a sentence-transformers model folder."""
 
-    def __init__(self, name: str, source: Path, variant: str = "float32") -> None:
+    def __init__(self, name: str, source: Path, variant: str = "float32", threads: int = 0) -> None:
         if variant not in VARIANTS:
             raise EmbedderError(f"unknown ONNX variant {variant!r}; valid: {', '.join(VARIANTS)}")
         self.name = name
         self.backend = VARIANTS[variant]
         export = ensure_export(name, source, variant)
         try:
-            self._runtime = _Runtime(export)
+            self._runtime = _Runtime(export, threads)
         except _RuntimeLoadError:
             # The files passed the size and mtime check but do not load (overwritten in place): make them anew.
             # Should the new ones fail too, the error names the folder and the fix.
             export = ensure_export(name, source, variant, rebuild=True)
-            self._runtime = _Runtime(export)
+            self._runtime = _Runtime(export, threads)
         self.dim = export.dim
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -99,7 +99,7 @@ class _RuntimeLoadError(EmbedderError):
 class _Runtime:
     """An onnxruntime session and its tokenizer: the whole encoder, without torch."""
 
-    def __init__(self, export: OnnxExport) -> None:
+    def __init__(self, export: OnnxExport, threads: int = 0) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -109,6 +109,7 @@ class _Runtime:
             ) from exc
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: no optimiser notices on stderr
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default, a thread per core
         try:
             self.session = onnxruntime.InferenceSession(
                 str(export.model_path), options, providers=["CPUExecutionProvider"]

@@ -20,9 +20,6 @@ class Retriever:
         self.settings = settings
         self._embedder: Embedder | None = None
         self._backend: SearchBackend | None = None
-        self._rows_by_doc: dict[str, list[int]] = {}
-        for row, chunk in enumerate(index.chunks):
-            self._rows_by_doc.setdefault(chunk.doc_id, []).append(row)
 
     @property
     def embedder(self) -> Embedder:
@@ -96,9 +93,17 @@ class Retriever:
         bad = [s for s in sections or [] if s not in SECTIONS]
         if bad:
             raise InputError(f"unknown section {bad[0]!r}; valid sections: article, comments")
-        rows = [r for d in doc_ids for r in self._rows_by_doc.get(d, [])] if doc_ids else range(len(self.index.chunks))
-        wanted = set(sections or [])
-        return np.array(sorted(r for r in rows if not wanted or self.index.chunks[r].section in wanted), dtype=np.int64)
+        # Each document's chunks are one range of rows and each row's section one byte (rag/tables.py): a filter
+        # costs the allowed rows, never a pass over every chunk.
+        if doc_ids:
+            ranges = sorted({(r.start, r.stop) for r in map(self.index.documents.chunk_rows, doc_ids)})
+            rows = np.concatenate([np.arange(*r, dtype=np.int64) for r in ranges])
+        else:
+            rows = np.arange(len(self.index.chunks), dtype=np.int64)
+        if sections:
+            codes = np.array([SECTIONS.index(s) for s in sections], dtype=np.uint8)
+            rows = rows[np.isin(self.index.chunks.sections()[rows], codes)]
+        return rows
 
 
 def validate_text(text: str, max_chars: int, *, what: str, setting: str, hint: str) -> str:

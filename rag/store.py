@@ -5,11 +5,17 @@ Layout of ``index/``::
     CURRENT                 name of the live generation (replaced atomically)
     corpus.json             the corpus folders (absolute) and documents of the live generation: a copy of the
                             manifest's that survives a damaged generation, so a rebuild reads the same folders
-    gen-<time_ns>/          manifest.json, documents.jsonl, chunks.jsonl, vectors.npy, dense.faiss, bm25/
+    gen-<time_ns>/          manifest.json, tables.sqlite (documents, chunks, each document's manifest record),
+                            vectors.npy, dense.faiss, bm25/
     .lock                   held while a writer runs
 
 A writer builds a new generation beside the live one and only then points CURRENT at it,
 so a run that fails part-way leaves the previous index intact and loadable.
+
+Formats: 2 (now) keeps the documents and chunks in ``tables.sqlite`` (rag/tables.py), opened rather than read,
+so loading costs the same at 50 chunks and at 1M. 1 kept them in ``documents.jsonl`` and ``chunks.jsonl``, read
+whole at every load; it is still read (as slowly as before), so that the next `rag index` rewrites it as format
+2 reusing its vectors instead of embedding the corpus again.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +36,31 @@ import numpy as np
 from rag.errors import IndexCorruptError, IndexMissingError, IndexWriteError
 from rag.files import atomic_folder, file_lock, write_json_atomic, write_text_atomic
 from rag.lexical import BM25Index
+from rag.tables import TABLES_FILE, ChunkTable, DocumentTable, RecordTable, Tables, TextTable, write_tables
 from rag.types import Chunk, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CORPUS_FILE = "corpus.json"
-_FILES = ("manifest.json", "documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss", "bm25")
+_TABLE_FILES = {1: ("documents.jsonl", "chunks.jsonl"), 2: (TABLES_FILE,)}
+_SHARED_FILES = ("vectors.npy", "dense.faiss", "bm25")
 
 
 @dataclass
 class StoredIndex:
-    """A loaded index generation. Vectors, FAISS and BM25 load on first use, memory-mapped, not copied."""
+    """A loaded index generation. Documents and chunks are read by row or doc_id when asked for; vectors, FAISS
+    and BM25 load on first use, memory-mapped, not copied."""
 
     root: Path
     path: Path
     manifest: dict[str, Any]
-    documents: dict[str, Document]
-    chunks: list[Chunk]
+    documents: DocumentTable
+    chunks: ChunkTable
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def texts(self) -> dict[str, str]:
-        """Each document's text by doc_id (built once: answering looks quotes up in it on every question)."""
-        if "texts" not in self._cache:
-            self._cache["texts"] = {doc_id: doc.text for doc_id, doc in self.documents.items()}
-        return self._cache["texts"]
+    def texts(self) -> TextTable:
+        """Each document's text by doc_id (answering looks quotes up in it)."""
+        return TextTable(self.documents)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -118,20 +125,46 @@ def current_generation(root: Path) -> Path:
 
 
 def load_index(root: Path) -> StoredIndex:
-    """Load the live generation's manifest, documents and chunks, checking that they agree."""
+    """Open the live generation: its manifest is read, its tables opened (not read), their counts checked."""
     path = current_generation(root)
-    missing = [name for name in _FILES if not (path / name).exists()]
-    if missing:
-        raise _damaged(root, f"missing {', '.join(missing)} in {path.name}")
+    if not (path / "manifest.json").exists():
+        raise _damaged(root, f"missing manifest.json in {path.name}")
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise _damaged(root, f"manifest.json cannot be read: {type(exc).__name__}: {exc}") from exc
     if not isinstance(manifest, dict):
         raise _damaged(root, "manifest.json is not an object")
+    version = manifest.get("format")
+    if version not in _TABLE_FILES:
+        raise _damaged(root, f"format {version!r}, this version reads {', '.join(map(str, _TABLE_FILES))}")
+    missing = [name for name in (*_TABLE_FILES[version], *_SHARED_FILES) if not (path / name).exists()]
+    if missing:
+        raise _damaged(root, f"missing {', '.join(missing)} in {path.name}")
     if (wrong := _wrong_size(path, manifest.get("files", {}))) is not None:
         raise _damaged(root, wrong)
-    documents = {}
+
+    def damaged(why: str) -> IndexCorruptError:
+        return _damaged(root, why)
+
+    tables = Tables.open(path / TABLES_FILE, damaged) if version == 2 else _read_format_1(path, damaged)
+    documents = DocumentTable(tables)
+    if version == 2:  # each document's record is kept in the tables, not in manifest.json
+        manifest["documents"] = RecordTable(tables, documents)
+    counts = manifest.get("counts", {})
+    if (counts.get("documents"), counts.get("chunks")) != (tables.documents, tables.chunks):
+        raise _damaged(
+            root,
+            f"manifest counts {counts} but the tables hold {tables.documents} documents and {tables.chunks} chunks",
+        )
+    return StoredIndex(
+        root=root, path=path, manifest=manifest, documents=documents, chunks=ChunkTable(tables, documents)
+    )
+
+
+def _read_format_1(path: Path, damaged: Callable[[str], IndexCorruptError]) -> Tables:
+    """The JSONL tables of a format-1 generation, read whole into the in-memory tables format 2 opens."""
+    documents: dict[str, Document] = {}
     chunks = []
     try:
         name = "documents.jsonl"
@@ -144,12 +177,8 @@ def load_index(root: Path) -> StoredIndex:
             text = documents[row["doc_id"]].text[row["start"] : row["end"]]
             chunks.append(Chunk(text=text, **row))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _damaged(root, f"{name} cannot be read: {type(exc).__name__}: {exc}") from exc
-    if manifest.get("format") != FORMAT_VERSION:
-        raise _damaged(root, f"format {manifest.get('format')!r}, this version reads {FORMAT_VERSION}")
-    if manifest.get("counts", {}).get("chunks") != len(chunks):
-        raise _damaged(root, f"manifest counts {manifest.get('counts')} but chunks.jsonl has {len(chunks)} rows")
-    return StoredIndex(root=root, path=path, manifest=manifest, documents=documents, chunks=chunks)
+        raise damaged(f"{name} cannot be read: {type(exc).__name__}: {exc}") from exc
+    return Tables.in_memory(list(documents.values()), chunks, damaged)
 
 
 def recorded_corpus(root: Path) -> dict[str, list[str]] | None:
@@ -211,7 +240,7 @@ def write_index(
     root: Path,
     manifest: dict[str, Any],
     documents: list[Document],
-    chunks: list[Chunk],
+    chunks: Sequence[Chunk],
     vectors: np.ndarray,
     faiss_index: Any,
     bm25: BM25Index,
@@ -222,24 +251,13 @@ def write_index(
     stamp = time.time_ns()  # sortable and unique per run, even within one second
     final = root / f"gen-{stamp}"
     with _writing(root), atomic_folder(final) as tmp:
-        with (tmp / "documents.jsonl").open("w", encoding="utf-8") as fh:
-            for doc in documents:
-                fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-            for c in chunks:
-                row = {
-                    "chunk_id": c.chunk_id,
-                    "doc_id": c.doc_id,
-                    "start": c.start,
-                    "end": c.end,
-                    "section": c.section,
-                }
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        # The documents' records go with their rows: in manifest.json they cost every load a parse of all of them.
+        write_tables(tmp / TABLES_FILE, documents, chunks, manifest.get("documents", {}))
         np.save(tmp / "vectors.npy", vectors)
         faiss.write_index(faiss_index, str(tmp / "dense.faiss"))
         bm25.save(tmp / "bm25")
         manifest = {
-            **manifest,
+            **{key: value for key, value in manifest.items() if key != "documents"},
             "format": FORMAT_VERSION,
             "counts": {"documents": len(documents), "chunks": len(chunks)},
             "files": _file_records(tmp),  # checked on every load (sizes) and by `rag index` (sha256)

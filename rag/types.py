@@ -23,6 +23,9 @@ INDEX_BACKENDS: tuple[IndexBackend, ...] = get_args(IndexBackend)
 # import at search time; onnx-int8: that export quantised to int8 (other vectors: its own index).
 EmbedBackend = Literal["torch", "onnx", "onnx-int8"]
 EMBED_BACKENDS: tuple[EmbedBackend, ...] = get_args(EmbedBackend)
+# Where `rag index` reads, chunks and embeds: this process, or Ray Data (rag/ray_ingest.py).
+IndexEngine = Literal["local", "ray"]
+INDEX_ENGINES: tuple[IndexEngine, ...] = get_args(IndexEngine)
 ModelVariant = Literal["1.5b", "0.5b"]
 MODEL_VARIANTS: tuple[ModelVariant, ...] = get_args(ModelVariant)
 # The stages an answer goes through, in order, as ``rag.answering.answer_events`` reports them.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from rag.citations import (
@@ -120,7 +120,7 @@ class PartAnswer:
         settings: Settings,
         model: LanguageModel,
         embedder: Embedder,
-        texts: dict[str, str],
+        texts: Mapping[str, str],
         draft: Draft,
         asked: str,
         passages: list[Passage],

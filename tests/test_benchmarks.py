@@ -120,3 +120,27 @@ def test_the_fault_suite_passes_every_case(capsys: pytest.CaptureFixture[str]) -
     assert hang["seconds"] < 10  # the 5 s deadline, not a timeout per attempt
     assert [row["failures"] for row in result["rows"] if row["failures"]] == []
     assert result["passed"] is True
+
+
+def test_store_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    (result,) = main(["--suite", "store", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["suite"] == "store" and set(result["built"]) == {"50", "2000"}
+    assert result["built"]["2000"]["documents"] == 100 and result["built"]["2000"]["tables_sqlite_mb"] > 0
+    sides = ["after", "before"] if result["before_ref"] else ["after"]  # before: needs git and a main branch
+    for side in sides:
+        for size in ("50", "2000"):
+            run = result[side][size]
+            assert run["hits"] == 5 and 0 < run["seconds_min"] <= run["seconds_p50"]
+            assert 0 < run["peak_anon_mb"] <= run["beyond_index_files_mb"]
+    if result["before"]:  # the same synthetic index answers the same with either store
+        assert result["before"]["2000"]["top_hit"] == result["after"]["2000"]["top_hit"]
+
+
+def test_ray_suite_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray", reason="Ray Data is not installed: pip install 'ray[data]'")
+    (result,) = main(["--suite", "ray", "--smoke", "--json"])
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["suite"] == "ray" and result["documents"] == 20 and result["chunks"] >= 20
+    assert result["same_chunks"] is True and result["max_abs_vector_difference"] <= 1e-5
+    assert result["local_chunks_per_s"] > 0 and result["ray_chunks_per_s"] > 0 and result["ratio_ray_to_local"] > 0

@@ -134,7 +134,7 @@ def test_failed_write_leaves_previous_index_intact(
     ("damage", "message"),
     [
         (lambda gen: (gen / "manifest.json").write_text("{not json"), "damaged"),
-        (lambda gen: (gen / "chunks.jsonl").write_text(""), "chunks.jsonl is 0 bytes"),
+        (lambda gen: (gen / "tables.sqlite").write_bytes(b""), "tables.sqlite is 0 bytes"),
         (lambda gen: (gen / "dense.faiss").unlink(), "missing dense.faiss"),
         (lambda gen: (gen.parent / "CURRENT").unlink(), "CURRENT is missing"),
         (lambda gen: (gen.parent / "CURRENT").write_text("gen-0\n"), "does not exist"),
@@ -270,7 +270,7 @@ def test_every_damaged_file_is_named_and_repaired_by_rag_index(tmp_path: Path, d
     Assistant(settings).build_index([str(corpus)])
     index_dir = tmp_path / "index"
     files = sorted(load_index(index_dir).manifest["files"])
-    assert {"documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(files)
+    assert {"tables.sqlite", "vectors.npy", "dense.faiss"} <= set(files)
     assert any(name.startswith("bm25/") for name in files)
     for name in files:
         DAMAGES[damage](current_generation(index_dir) / name)

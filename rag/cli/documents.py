@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 _STAGE_LABELS = {
     "read": "Reading files",
+    "start": "Starting Ray",
     "load": "Loading the embedder",
     "embed": "Embedding chunks",
     "write": "Writing the index",
@@ -122,6 +123,17 @@ def index_cmd(
         bool,
         typer.Option("--watch", help="Keep running: index again whenever files in the folders change (Ctrl-C stops)."),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="local (this process; default) or ray (Ray Data: pip install 'ray[data]')."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="With --engine ray: auto or ray://HOST:PORT (default: a local Ray instance)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="With --engine ray: encoder actors, one model each (default 2).")
+    ] = None,
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
@@ -129,6 +141,7 @@ def index_cmd(
     if watch and as_json:
         raise InputError("--watch prints a report per run as text; leave out --json")
     assistant = assistant_for(index_dir)
+    _choose_engine(assistant, engine, address, workers)
     report = _index_once(assistant, paths or None, rebuild=rebuild, replace=replace, as_json=as_json)
     if as_json:
         print_json(report.to_json())
@@ -136,6 +149,17 @@ def index_cmd(
         _print_report(assistant, report)
     if watch:
         _watch(assistant)
+
+
+def _choose_engine(assistant: Assistant, engine: str | None, address: str | None, workers: int | None) -> None:
+    """Apply --engine, --address and --workers over the settings (index.engine, ray_address, ray_workers)."""
+    index = assistant.settings.index
+    index.engine = engine or index.engine  # type: ignore[assignment]  # checked by validate() below
+    index.ray_address = address if address is not None else index.ray_address
+    index.ray_workers = workers if workers is not None else index.ray_workers
+    assistant.settings.validate()
+    if index.engine != "ray" and (address is not None or workers is not None):
+        raise InputError("--address and --workers apply to --engine ray; add --engine ray or leave them out")
 
 
 def _index_once(
