@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from rag.config import IngestSettings
 from rag.errors import CorpusError
@@ -28,6 +28,15 @@ _DATE_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*(.*)$", re.IGNOR
 _ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _URL = re.compile(r"https?://[^\s<>\"')]+")
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# A word of a URL path: letters only, lower case or capitalised ("foreign", "Policy"; not "cKNonkJE02Bw").
+_PATH_WORD = re.compile(r"[^\W\d_][^\W\d_A-Z]*")
+# Path segments that are a site's machinery, not words about the page.
+_PATH_PLUMBING = frozenset(
+    "amp article articles asset_publisher content default doc docs en html id index item node page post posts "
+    "story view www".split()
+)
+# A slug of this many words is the page's own headline ("us-russia-at-odds-over-military-activity").
+_SLUG_WORDS = 3
 _SNIFF_BYTES = 8192
 
 
@@ -236,7 +245,7 @@ def _read_document(source: SourceFile, sha: str, settings: IngestSettings) -> tu
     metadata = {**_text_metadata(text), **metadata}
     from rag.clean import classify  # local: clean is only needed once a file is really read
 
-    title = metadata.pop("title", "") or guess_title(text, classify(text), suffix) or source.path.stem
+    title = metadata.pop("title", "") or guess_title(text, classify(text), suffix, metadata) or source.path.stem
     document = Document(
         doc_id=source.doc_id, path=str(source.path), title=title, text=text, sha256=sha, metadata=metadata, pages=pages
     )
@@ -531,13 +540,36 @@ def _text_metadata(text: str) -> dict[str, str]:
     return metadata
 
 
-def guess_title(text: str, segments: list[Segment], suffix: str = ".txt") -> str:
-    """The headline: a Markdown heading, else the first short line of the article, else its first words."""
+def guess_title(
+    text: str, segments: list[Segment], suffix: str = ".txt", metadata: dict[str, str] | None = None
+) -> str:
+    """The headline: a Markdown heading, else the first short line of the article, else what the page's URL and
+    date say ("mid.ru: Foreign policy / news"), else the article's first sentence cut at a word."""
     if suffix == ".md":
         heading = _MD_HEADING.search(text)
         if heading:
             return heading.group(1).strip()
     article = [s for s in segments if s.section == "article"] or segments
+    headline = _headline_line(text, article)
+    if headline:
+        return headline
+    # A scraped page that opens with its URL and then a speech has no headline line; its address names it better
+    # than the speech's first sentence ("First of all, I would like to thank you ...").
+    metadata = metadata or {}
+    from_url = url_title(metadata["url"]) if metadata.get("url") else ""
+    date = metadata.get("date", "")
+    if from_url or (date and metadata.get("site")):
+        return ", ".join(part for part in (from_url or metadata["site"], date) if part)
+    from rag.chunking import sentence_spans
+
+    start, end = (article[0].start, article[0].end) if article else (0, len(text))
+    spans = sentence_spans(text, start, end)
+    first = " ".join(text[spans[0][0] : spans[0][1]].split()) if spans else ""
+    return first if len(first) <= 80 else first[:77].rsplit(" ", 1)[0] + "..."
+
+
+def _headline_line(text: str, article: list[Segment]) -> str:
+    """The first short line among the article's first ten that reads as a headline, not a sentence or byline."""
     lines_seen = 0
     for segment in article:
         for line in text[segment.start : segment.end].splitlines():
@@ -554,12 +586,34 @@ def guess_title(text: str, segments: list[Segment], suffix: str = ".txt") -> str
             ):
                 return line
             if lines_seen >= 10:
-                break
-        if lines_seen >= 10:
-            break
-    from rag.chunking import sentence_spans
+                return ""
+    return ""
 
-    start, end = (article[0].start, article[0].end) if article else (0, len(text))
-    spans = sentence_spans(text, start, end)
-    first = " ".join(text[spans[0][0] : spans[0][1]].split()) if spans else ""
-    return first if len(first) <= 80 else first[:77].rsplit(" ", 1)[0] + "..."
+
+def url_title(url: str) -> str:
+    """What a page's address says about it: its slug in words ("/2021/05/20/us-russia-at-odds/" -> "Us russia at
+    odds"; two words are enough after a date or an id), else its site and the section words before the first id
+    ("mid.ru: Foreign policy / news"); "" if neither."""
+    parsed = urlparse(url)
+    site = parsed.netloc.lower().removeprefix("www.")
+    sections: list[str] = []
+    slug = ""
+    in_sections = True
+    for segment in unquote(parsed.path).split("/"):
+        segment = re.sub(r"\.(?:html?|php|aspx?|jsp)$", "", segment, flags=re.I)
+        if not segment or segment.lower() in _PATH_PLUMBING or re.fullmatch(r"[a-z]{2}(?:[-_][a-z]{2})?", segment):
+            continue
+        parts = [p for p in re.split(r"[-_+.\s–—]+", segment) if p]
+        words = [p for p in parts if _PATH_WORD.fullmatch(p)]
+        if not words or not all(p in words or p.isdigit() for p in parts):
+            in_sections = False  # an id or a date: what follows is the page or the site's machinery
+        elif len(words) >= _SLUG_WORDS or (len(words) >= 2 and not in_sections):
+            slug = " ".join(parts)  # the last slug wins: it names the page, earlier ones are sections
+        elif in_sections and len(words) == len(parts):
+            sections.append(" ".join(words))
+    if slug:
+        return slug[0].upper() + slug[1:]
+    if not sections or not site:
+        return ""
+    named = " / ".join(sections)
+    return f"{site}: {named[0].upper()}{named[1:]}"

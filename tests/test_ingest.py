@@ -11,7 +11,7 @@ import pytest
 from rag.assistant import Assistant
 from rag.config import IngestSettings
 from rag.errors import CorpusError
-from rag.ingest import discover, read_corpus
+from rag.ingest import discover, read_corpus, url_title
 from tests.conftest import SEEDS
 
 
@@ -58,7 +58,59 @@ def test_seed_titles_and_metadata() -> None:
     lavrov = docs["004_ef5f7f6cb4511981.txt"]
     assert lavrov.metadata["url"].startswith("https://www.mid.ru/en/foreign_policy/")
     assert lavrov.metadata["site"] == "mid.ru"
-    assert lavrov.title == "First of all, I would like to thank you for your proposal to meet here."
+
+
+SEED_TITLES = {
+    "000_b63fe8f3e2dac5e7.txt": "Russia offers to restore direct air links with U.S., during Istanbul talks",
+    "001_c893d35b68656839.txt": "Russia Pushes For Resumption Of Direct Flights With US In Bilateral Talks",
+    "002_17fbe4ec36de0cb9.txt": "U.S. Allows Russia to Bring Plane to Retrieve Diplomats",
+    "003_50cfdfd88efb925b.txt": "US, Russia vow to boost cooperation",
+    # 004 opens with its URL and then a speech: the address names it, not the speech's first sentence.
+    "004_ef5f7f6cb4511981.txt": "mid.ru: Foreign policy / news",
+}
+
+
+def test_the_five_seeds_have_the_titles_a_reader_would_give_them() -> None:
+    docs = read_corpus([str(SEEDS)], IngestSettings()).documents
+    assert {d.doc_id: d.title for d in docs} == SEED_TITLES
+    for doc in docs:
+        assert "://" not in doc.title and not doc.title.endswith(".")  # no bare URL, no sentence from the text
+        assert doc.title.split()[-1] in doc.text or doc.title.startswith(doc.metadata.get("site", "\0"))
+
+
+@pytest.mark.parametrize(
+    ("url", "title"),
+    [
+        (
+            "https://www.militarytimes.com/news/2021/05/20/us-russia-at-odds-over-arctic/",
+            "Us russia at odds over arctic",
+        ),
+        ("http://smoothiex12.blogspot.com/2021/05/probing-limits.html", "Probing limits"),
+        (
+            "https://www.mid.ru/en/foreign_policy/news/-/asset_publisher/cKNonkJE02Bw/content/id/4737957",
+            "mid.ru: Foreign policy / news",
+        ),
+        ("https://example.com/about-us", "example.com: About us"),
+        ("https://example.com/", ""),
+        ("https://example.com/index.php?id=42", ""),
+    ],
+)
+def test_a_url_gives_its_slug_or_its_site_and_sections(url: str, title: str) -> None:
+    assert url_title(url) == title
+
+
+def test_a_page_with_no_headline_or_url_is_titled_by_its_first_sentence_cut_at_a_word(tmp_path: Path) -> None:
+    speech = (
+        "First of all, I would like to thank our colleagues from the ministry for their proposal to meet here "
+        "today in this beautiful city. We are ready to discuss every question.\n"
+    )
+    (tmp_path / "speech.txt").write_text(speech)
+    (tmp_path / "dated.txt").write_text("date 2021-05-19  Example Wire\n" + speech)
+    docs = {d.doc_id: d for d in read_corpus([str(tmp_path)], IngestSettings()).documents}
+    cut = docs["speech.txt"].title
+    assert cut.endswith("...") and len(cut) <= 80
+    assert speech.startswith(cut.removesuffix("...")) and speech[len(cut) - 3] == " "  # ends at a word
+    assert docs["dated.txt"].title == "Example Wire, 2021-05-19"
 
 
 def test_formats_and_nested_doc_ids(tmp_path: Path) -> None:
