@@ -173,6 +173,9 @@ def lacks_asked_kind(question: str, claim: str) -> str | None:
     return "the question asks who and the answer names no one it does not already name"
 
 
+_COPULA = re.compile(r"\s(?:is|was|are|were)\s")
+
+
 def names_reordered(claim: str, quote: str) -> bool:
     """Whether two names the claim shares with the quote stand in the opposite order there.
 
@@ -180,6 +183,11 @@ def names_reordered(claim: str, quote: str) -> bool:
     Darchiyev of the Russian Foreign Ministry": the mark of a role swap, the case the judge misses most.
     A paraphrase reverses order too (15% of the true pairs of the support set, 45 of 52 role swaps), so
     this only weighs in the calibrated score, it decides nothing alone.
+
+    An identity sentence turned around is not a swap: "The chief of Russia's Northern Fleet is Admiral
+    Moiseyev" against "Adm. Moiseyev, chief of Russia's Northern Fleet, said ..." has the two sides of its one
+    "is" exchanged as blocks, each in the quote's order. It still counts when a name changes owner on the way
+    ("Robert was Bohemond's son" against "Bohemond, Robert's son").
     """
     from rag.citations import entities
 
@@ -190,12 +198,29 @@ def names_reordered(claim: str, quote: str) -> bool:
         if in_claim and in_quote:
             first[name] = (in_claim.start(), in_quote.start())
     names = list(first)
-    return any(
-        (first[a][0] - first[b][0]) * (first[a][1] - first[b][1]) < 0
+    flipped = [
+        (a, b)
         for i, a in enumerate(names)
         for b in names[i + 1 :]
-        if a not in b and b not in a
-    )
+        if a not in b and b not in a and (first[a][0] - first[b][0]) * (first[a][1] - first[b][1]) < 0
+    ]
+    if not flipped:
+        return False
+    copulas = list(_COPULA.finditer(claim))
+    if len(copulas) != 1:
+        return True
+    cut = copulas[0].start()
+    left = {n for n in names if first[n][0] < cut}
+    right = set(names) - left
+    if any((a in left) == (b in left) for a, b in flipped):
+        return True  # two names on the same side in another order
+    if not left or not right or max(first[n][1] for n in right) > min(first[n][1] for n in left):
+        return True  # the sides interleave in the quote: not one block moved past the other
+    return any(_possessive(n, claim) and not _possessive(n, quote) for n in names)
+
+
+def _possessive(name: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(name)}['’]s?(?!\w)", text) is not None
 
 
 @dataclass(frozen=True)

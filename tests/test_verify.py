@@ -282,6 +282,21 @@ def test_names_in_another_order_are_flagged() -> None:
     assert not names_reordered("Coulter met Darchiyev.", "Coulter and Darchiyev met in Istanbul.")
 
 
+def test_an_identity_sentence_turned_around_is_not_a_swap() -> None:
+    """The two sides of "X is Y" exchanged as blocks keep their meaning; a name that changes owner does not."""
+    fleet = ("Adm. Alexander Moiseyev, chief of Russia’s Northern Fleet, said last week that Moscow has the right to "
+             "set navigation rules along the shipping lane.")  # fmt: skip
+    assert not names_reordered("The chief of Russia's Northern Fleet is Admiral Alexander Moiseyev.", fleet)
+    assert not names_reordered("Pierre Bayle was a prominent Huguenot in Holland.",
+                               "One of the most prominent Huguenot refugees in the Netherlands was Pierre Bayle.")  # fmt: skip
+    assert names_reordered("Robert was Bohemond's son.", "The Normans under the command of Bohemond, Robert's son, "
+                           "landed in Valona.")  # fmt: skip
+    # the sides interleave in the quote: not an identity turned around
+    assert names_reordered("The envoy of Lavrov is Ryabkov of Moscow.", "Ryabkov met Lavrov in Moscow.")
+    # one side's own names in another order
+    assert names_reordered("Coulter of Russia is the envoy.", "Russia sent Coulter as its envoy.")
+
+
 def test_calibration_learns_what_separates_true_from_false_pairs() -> None:
     def judged(label: bool, p_yes: float, reordered: bool, asked: float = 1.0) -> Judged:
         return Judged(pair(0, "dev", label), None, p_yes, reordered, asked)
