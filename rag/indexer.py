@@ -40,9 +40,10 @@ IndexProgress = Callable[[str, int, int | None], None]
 
 # Bump when cleaning or chunking rules change: chunks from an older pipeline are not reused.
 # 2: sentences follow headings, list items, table rows and hard wraps. 3: HTML without its chrome (nav, header,
-# footer, aside, link menus) and with inline elements kept in their line; link-only lines are boilerplate; titles
-# from a page's URL. Re-reading is needed: an unchanged file's Document is otherwise reused as it was read.
-PIPELINE_VERSION = 3
+# footer, aside, link menus) and with inline elements kept in their line; link-only lines are boilerplate.
+# 4: a scraped page without a headline line is titled by its URL and date. Re-reading is needed: an unchanged
+# file's Document is otherwise reused as it was read.
+PIPELINE_VERSION = 4
 
 
 def chunker_fingerprint(settings: Settings) -> dict[str, Any]:
