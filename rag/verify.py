@@ -174,6 +174,8 @@ def lacks_asked_kind(question: str, claim: str) -> str | None:
 
 
 _COPULA = re.compile(r"\s(?:is|was|are|were)\s")
+# Lower-case words inside a name ("Lothar de Maizière", "Ludwig van Beethoven").
+_NAME_PARTICLES = frozenset("al bin da de del der di du el la le van von".split())
 
 
 def names_reordered(claim: str, quote: str) -> bool:
@@ -186,8 +188,10 @@ def names_reordered(claim: str, quote: str) -> bool:
 
     An identity sentence turned around is not a swap: "The chief of Russia's Northern Fleet is Admiral
     Moiseyev" against "Adm. Moiseyev, chief of Russia's Northern Fleet, said ..." has the two sides of its one
-    "is" exchanged as blocks, each in the quote's order. It still counts when a name changes owner on the way
-    ("Robert was Bohemond's son" against "Bohemond, Robert's son").
+    "is" exchanged as blocks, each in the quote's order, and one side is a name alone. It still counts when a
+    name changes owner on the way ("Robert was Bohemond's son" against "Bohemond, Robert's son"), and when
+    neither side is a name ("Yes, the Ohio case was the first time the US accused ...": a predicate, not an
+    identity).
     """
     from rag.citations import entities
 
@@ -209,14 +213,22 @@ def names_reordered(claim: str, quote: str) -> bool:
     copulas = list(_COPULA.finditer(claim))
     if len(copulas) != 1:
         return True
-    cut = copulas[0].start()
-    left = {n for n in names if first[n][0] < cut}
+    cut = copulas[0]
+    if not (_only_a_name(claim[: cut.start()]) or _only_a_name(claim[cut.end() :])):
+        return True
+    left = {n for n in names if first[n][0] < cut.start()}
     right = set(names) - left
     if any((a in left) == (b in left) for a, b in flipped):
         return True  # two names on the same side in another order
     if not left or not right or max(first[n][1] for n in right) > min(first[n][1] for n in left):
         return True  # the sides interleave in the quote: not one block moved past the other
     return any(_possessive(n, claim) and not _possessive(n, quote) for n in names)
+
+
+def _only_a_name(side: str) -> bool:
+    """Whether one side of "X is Y" is a name and nothing else ("Admiral Alexander Moiseyev", "Lothar de Maizière")."""
+    words = re.findall(r"[\w'’.-]+", side)
+    return 0 < len(words) <= 6 and all(w[:1].isupper() or w in _NAME_PARTICLES for w in words)
 
 
 def _possessive(name: str, text: str) -> bool:

@@ -293,6 +293,12 @@ def test_an_identity_sentence_turned_around_is_not_a_swap() -> None:
                            "landed in Valona.")  # fmt: skip
     # the sides interleave in the quote: not an identity turned around
     assert names_reordered("The envoy of Lavrov is Ryabkov of Moscow.", "Ryabkov met Lavrov in Moscow.")
+    # neither side is a name alone: a predicate, not an identity turned around
+    assert names_reordered("Yes, the Ohio aircraft-parts case was the first time anyone shipped parts to Russia.",
+                           "Two weeks before Russia's war reached three years, three people linked to an Ohio "
+                           "company were arrested.")  # fmt: skip
+    assert not names_reordered("Lothar de Maizière was the final Prime Minister of East Germany.",
+                               "The last Prime Minister of East Germany, Lothar de Maizière, is also a descendant.")  # fmt: skip
     # one side's own names in another order
     assert names_reordered("Coulter of Russia is the envoy.", "Russia sent Coulter as its envoy.")
 
