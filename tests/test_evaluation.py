@@ -385,6 +385,22 @@ def test_evaluate_leaves_the_callers_settings_as_they_were(tmp_path: Path) -> No
     assert report["fingerprint"]["settings"]["index"]["dir"] == str(tmp_path / "out" / "index")
 
 
+def test_a_run_rebuilds_its_own_index_left_by_an_earlier_rag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index under --out is the run's cache: one built by an earlier pipeline is built again, not refused."""
+    import rag.indexer
+
+    settings = make_settings(tmp_path / "unused")
+    current = rag.indexer.PIPELINE_VERSION
+    monkeypatch.setattr(rag.indexer, "PIPELINE_VERSION", current - 1)
+    evaluate(settings, SQUAD, tmp_path / "out", EvalOptions(retrieval_only=True, limit=2))
+    monkeypatch.setattr(rag.indexer, "PIPELINE_VERSION", current)
+    _, results = evaluate(settings, SQUAD, tmp_path / "out", EvalOptions(retrieval_only=True, limit=2))
+    assert [r.error for r in results] == [None, None]
+    index = tmp_path / "out" / "index"
+    generation = index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+    assert json.loads((generation / "manifest.json").read_text(encoding="utf-8"))["chunker"]["pipeline"] == current
+
+
 def test_a_separate_judge_scores_alce_and_its_key_stays_out_of_the_report(tmp_path: Path, fake: FakeOpenAI) -> None:
     # The answering endpoint cannot judge (it replies with the answer sentence); the judge says YES to every claim.
     fake.reply_for = lambda messages: TRUE_SENTENCE

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag import metrics
-from rag.errors import ConfigError
+from rag.errors import ConfigError, IndexMismatchError
 from rag.eval.datasets import DatasetError, EvalItem, load_dataset
 from rag.eval.report import write_report
 from rag.eval.scoring import RETRIEVAL_K, Entails, ItemResult, aggregate, by_kind, judge_entails, score_item
@@ -137,7 +137,11 @@ def _evaluate(
         raise DatasetError(f"no items selected from {dataset_path} (limit {options.limit}, sample {options.sample})")
     settings.index.dir = str(out_dir / "index")
     assistant = Assistant(settings)
-    assistant.build_index([str(dataset.corpus)])
+    try:
+        assistant.build_index([str(dataset.corpus)])
+    except IndexMismatchError:
+        # The run's own index (under --out) was built by other settings or an earlier rag: a cache, built again.
+        assistant.build_index([str(dataset.corpus)], rebuild=True)
     judge_llm = None
     if options.judge and not options.retrieval_only:
         judge_llm = assistant.model if judge_settings is None else ChatModel(judge_settings)
